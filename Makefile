@@ -1,0 +1,44 @@
+# Spartacus: the two commands are `make run` (the whole local stack) and `make test`.
+# Every target installs what it needs first (tools/setup.sh is idempotent).
+
+SHELL := /bin/bash
+VENV := .venv/bin
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup run test test-fast lint bench bench-gas bench-crypto compile clean
+
+setup:
+	@tools/setup.sh
+
+## The local stack: anvil, the factory, keepers, the relay, a mail sink and the dApp.
+run: setup
+	@$(VENV)/python -m spartacus.stack
+
+## Every test (unit, property, integration on a real anvil), then the static checks.
+test: setup
+	$(VENV)/ape test tests -q -p no:cacheprovider
+	@$(MAKE) --no-print-directory lint
+
+test-fast: setup
+	$(VENV)/ape test tests -q -m "not slow and not anvil"
+
+lint: setup
+	$(VENV)/ruff check spartacus scripts tests bench
+	$(VENV)/mypy
+
+compile: setup
+	$(VENV)/ape compile
+
+bench: bench-gas bench-crypto
+
+## Gas per call on a real anvil (docs/BENCHMARKS.md records the figures).
+bench-gas: setup
+	$(VENV)/python -m bench.bench_gas $(ARGS)
+
+## Off-chain work (sealing, keeper release, roster rebuild) at N = 1,000 and 10,000.
+bench-crypto: setup
+	$(VENV)/python -m bench.bench_crypto $(ARGS)
+
+clean:
+	rm -rf .build .cache .run artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis

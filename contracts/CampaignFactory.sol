@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+pragma solidity ^0.8.28;
+
+import {Campaign} from "./Campaign.sol";
+import {ICampaign} from "./interfaces/ICampaign.sol";
+
+/// @title CampaignFactory
+/// @notice Creates Spartacus campaigns as EIP-1167 minimal proxies of one implementation,
+///         each initialised in the transaction that creates it.
+contract CampaignFactory {
+    // ─── Errors ─────────────────────────────────────────────────────────────────────
+
+    /// @notice The clone could not be deployed (this creator already used this salt).
+    error FactoryCloneFailed(address creator, bytes32 salt);
+
+    // ─── Events ─────────────────────────────────────────────────────────────────────
+
+    /// @notice A campaign was created. Its texts and keeper keys live here, not in storage.
+    /// @param campaign The new campaign's address.
+    /// @param creator The address that created it (its record is pledge 0).
+    /// @param config Everything the creator chose.
+    event CampaignCreated(address indexed campaign, address indexed creator, ICampaign.Config config);
+
+    // ─── Immutables ─────────────────────────────────────────────────────────────────
+
+    /// @notice The campaign implementation every clone delegates to.
+    address public immutable implementation;
+
+    // ─── Constructor ────────────────────────────────────────────────────────────────
+
+    /// @notice Deploys the implementation, which can never be initialised itself.
+    constructor() {
+        implementation = address(new Campaign());
+    }
+
+    // ─── External ───────────────────────────────────────────────────────────────────
+
+    /// @notice Creates a campaign and records the creator's sealed record as pledge 0.
+    /// @dev The address is known before the call (`predictCampaign`), so the creator can
+    ///      bind its sealed record to it. The salt is scoped to the creator: nobody can take
+    ///      an address another creator is sealing for.
+    /// @param config Everything the creator chooses (see `ICampaign.Config`).
+    /// @param salt Any value; one campaign per (creator, salt).
+    /// @param envelope The creator's sealed record: identity, contact, instructions.
+    /// @param memberKey The creator's member public key (33 bytes, compressed).
+    /// @return campaign The new campaign's address.
+    function createCampaign(
+        ICampaign.Config calldata config,
+        bytes32 salt,
+        bytes calldata envelope,
+        bytes calldata memberKey
+    ) external payable returns (address campaign) {
+        campaign = _clone(_scopedSalt(msg.sender, salt));
+        if (campaign == address(0)) revert FactoryCloneFailed(msg.sender, salt);
+        ICampaign(campaign).initialize{value: msg.value}(msg.sender, config, envelope, memberKey);
+        emit CampaignCreated(campaign, msg.sender, config);
+    }
+
+    // ─── Views ──────────────────────────────────────────────────────────────────────
+
+    /// @notice The address `createCampaign` will give `creator` for `salt`.
+    function predictCampaign(address creator, bytes32 salt) external view returns (address) {
+        bytes32 codeHash = keccak256(_cloneCode());
+        bytes32 h = keccak256(abi.encodePacked(bytes1(0xff), address(this), _scopedSalt(creator, salt), codeHash));
+        return address(uint160(uint256(h)));
+    }
+
+    // ─── Internal ───────────────────────────────────────────────────────────────────
+
+    function _scopedSalt(address creator, bytes32 salt) private pure returns (bytes32) {
+        return keccak256(abi.encode(creator, salt));
+    }
+
+    /// @dev EIP-1167 creation code: a 10-byte constructor, then the 45-byte runtime that
+    ///      delegates every call to `implementation`.
+    function _cloneCode() private view returns (bytes memory) {
+        return abi.encodePacked(
+            hex"3d602d80600a3d3981f3363d3d373d3d3d363d73", implementation, hex"5af43d82803e903d91602b57fd5bf3"
+        );
+    }
+
+    function _clone(bytes32 salt) private returns (address instance) {
+        bytes memory code = _cloneCode();
+        assembly ("memory-safe") {
+            instance := create2(0, add(code, 0x20), mload(code), salt)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+"""Shared fixtures: role-named accounts and factories for campaigns and pledges.
+
+Contract tests run on Ape's in-process chain (EthTester / py-evm). The contract
+never parses sealed bytes, so these tests use opaque envelopes; the real
+sealing is covered in the core package's tests and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ape_test.accounts import TestAccount
+from eth_keys import keys as eth_keys
+from eth_utils import keccak, to_checksum_address
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".solcx"))
+
+DAY = 24 * 3600
+MEMBERS, PUBLIC = 0, 1
+OPEN, REVEALED, EXPIRED, CANCELLED = 0, 1, 2, 3
+NONE, LIVE, WITHDRAWN = 0, 1, 2
+
+
+def keeper_pubkey_address(pub: bytes) -> str:
+    return to_checksum_address(keccak(pub)[12:])
+
+
+def make_keeper_keys(count: int, seed: int = 1) -> list[eth_keys.PrivateKey]:
+    """Deterministic keeper keys, sorted by address as the contract requires."""
+    privs = [eth_keys.PrivateKey(keccak(b"keeper-%d-%d" % (seed, i))) for i in range(count)]
+    return sorted(privs, key=lambda k: int(k.public_key.to_canonical_address().hex(), 16))
+
+
+def member_key() -> bytes:
+    """A well-formed compressed public key (the contract checks only its shape)."""
+    return bytes([2 + secrets.randbelow(2)]) + secrets.token_bytes(32)
+
+
+def envelope(size: int = 1000) -> bytes:
+    return b"\x01" + secrets.token_bytes(size - 1)
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts: Any) -> Any:
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def organizer(accounts: Any) -> Any:
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def pledgers(accounts: Any) -> list[Any]:
+    return [accounts[i] for i in range(2, 8)]
+
+
+@pytest.fixture(scope="session")
+def pledger(pledgers: list[Any]) -> Any:
+    return pledgers[0]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def beneficiary(accounts: Any) -> Any:
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def keeper_keys() -> list[eth_keys.PrivateKey]:
+    return make_keeper_keys(3)
+
+
+@pytest.fixture(scope="session")
+def keeper_accounts(keeper_keys: list[eth_keys.PrivateKey], accounts: Any) -> list[Any]:
+    """Ape accounts for the keepers' keys, funded to pay for releases."""
+    out = []
+    for i, key in enumerate(keeper_keys):
+        acct = TestAccount(index=100 + i, address_str=key.public_key.to_checksum_address(), private_key=key.to_hex())
+        accounts[0].transfer(acct, 10**19)
+        out.append(acct)
+    return out
+
+
+@pytest.fixture(scope="session")
+def factory(project: Any, deployer: Any) -> Any:
+    return deployer.deploy(project.CampaignFactory)
+
+
+@pytest.fixture
+def make_config(keeper_keys: list[eth_keys.PrivateKey], chain: Any) -> Callable[..., dict[str, Any]]:
+    def _make(**overrides: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "title": "Night shift union drive",
+            "purpose": "Organise the night shift",
+            "description": "We meet when enough of us are in.",
+            "plan": "Sign the card together.",
+            "threshold": 3,
+            "deadline": chain.pending_timestamp + 7 * DAY,
+            "keepers": [k.public_key.to_bytes() for k in keeper_keys],
+            "keeperThreshold": 2,
+            "scope": MEMBERS,
+            "deposit": 0,
+            "beneficiary": "0x" + "00" * 20,
+        }
+        config.update(overrides)
+        return config
+
+    return _make
+
+
+@pytest.fixture
+def make_campaign(factory: Any, organizer: Any, make_config: Callable[..., dict[str, Any]], project: Any) -> Callable[..., Any]:
+    def _make(sender: Any = None, value: int | None = None, **overrides: Any) -> Any:
+        config = make_config(**overrides)
+        sender = sender or organizer
+        receipt = factory.createCampaign(
+            config,
+            secrets.token_bytes(32),
+            envelope(),
+            member_key(),
+            sender=sender,
+            value=config["deposit"] if value is None else value,
+        )
+        [created] = factory.CampaignCreated.from_receipt(receipt)
+        return project.Campaign.at(created.campaign)
+
+    return _make
+
+
+@pytest.fixture
+def campaign(make_campaign: Callable[..., Any]) -> Any:
+    return make_campaign()
+
+
+@pytest.fixture
+def make_pledge() -> Callable[..., Any]:
+    def _pledge(campaign: Any, who: Any, value: int | None = None, size: int = 1000) -> Any:
+        return campaign.pledge(
+            envelope(size), member_key(), sender=who, value=campaign.deposit() if value is None else value
+        )
+
+    return _pledge
