@@ -8,12 +8,12 @@ on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Scope", "CampaignContext", "PledgeRecord", "ReleaseRecord"]
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     """Who may read the roster after the reveal (``RevealScope`` on-chain)."""
 
     MEMBERS = "members"  # 0 on-chain: only live pledgers (and the organizer)

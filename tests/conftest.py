@@ -120,7 +120,9 @@ def make_config(keeper_keys: list[eth_keys.PrivateKey], chain: Any) -> Callable[
 
 
 @pytest.fixture
-def make_campaign(factory: Any, organizer: Any, make_config: Callable[..., dict[str, Any]], project: Any) -> Callable[..., Any]:
+def make_campaign(
+    factory: Any, organizer: Any, make_config: Callable[..., dict[str, Any]], project: Any
+) -> Callable[..., Any]:
     def _make(sender: Any = None, value: int | None = None, **overrides: Any) -> Any:
         config = make_config(**overrides)
         sender = sender or organizer

@@ -65,7 +65,9 @@ def test_create_emits_config_and_records_creator_pledge(factory, organizer, make
     assert campaign.scope() == PUBLIC
     assert campaign.deposit() == DEPOSIT
     assert campaign.keeperThreshold() == 2 and campaign.keeperCount() == 3
-    assert campaign.keeperSetHash() == keccak(b"".join(bytes(12) + bytes.fromhex(a[2:]) for a in keeper_set(keeper_keys)))
+    assert campaign.keeperSetHash() == keccak(
+        b"".join(bytes(12) + bytes.fromhex(a[2:]) for a in keeper_set(keeper_keys))
+    )
     index, status, held, digest = campaign.pledgeOf(organizer)
     assert (index, status, held) == (0, LIVE, True)
     assert bytes(digest) == keccak(env)[:20]
@@ -448,7 +450,9 @@ def test_beneficiary_takes_live_deposits_after_reveal(make_campaign, pledgers, m
 # ─── Keeper releases ─────────────────────────────────────────────────────────────────
 
 
-def test_release_only_by_keepers_after_reveal(make_campaign, keeper_keys, keeper_accounts, pledgers, make_pledge, stranger):
+def test_release_only_by_keepers_after_reveal(
+    make_campaign, keeper_keys, keeper_accounts, pledgers, make_pledge, stranger
+):
     campaign = make_campaign(threshold=2)
     kset = keeper_set(keeper_keys)
     with ape.reverts(campaign.CampaignWrongState, state=OPEN):
