@@ -72,10 +72,13 @@ contract Campaign is ICampaign {
     }
 
     /// @inheritdoc ICampaign
-    function initialize(address creator_, Config calldata config, bytes calldata envelope, bytes calldata memberKey)
-        external
-        payable
-    {
+    function initialize(
+        address creator_,
+        uint256 paid,
+        Config calldata config,
+        bytes calldata envelope,
+        bytes calldata memberKey
+    ) external {
         if (msg.sender != factory || _creator != address(0)) revert CampaignAlreadyInitialized();
         if (config.threshold == 0 || config.threshold > MAX_THRESHOLD) {
             revert CampaignInvalidThreshold(config.threshold, MAX_THRESHOLD);
@@ -95,12 +98,12 @@ contract Campaign is ICampaign {
         _keeperThreshold = config.keeperThreshold;
         _keeperCount = uint8(n);
         _threshold = config.threshold;
-        _beneficiary = config.beneficiary;
+        if (config.beneficiary != address(0)) _beneficiary = config.beneficiary; // skip a no-op SSTORE
         _deposit = config.deposit;
         _keeperSetHash = _hashKeepers(config.keepers);
 
         // The creator's own sealed record (identity, contact, instructions) is pledge 0.
-        _record(creator_, envelope, memberKey);
+        _record(creator_, paid, envelope, memberKey);
     }
 
     // ─── External ───────────────────────────────────────────────────────────────────
@@ -114,7 +117,7 @@ contract Campaign is ICampaign {
         } else if (s != State.Revealed) {
             revert CampaignWrongState(s);
         }
-        return _record(msg.sender, envelope, memberKey);
+        return _record(msg.sender, msg.value, envelope, memberKey);
     }
 
     /// @inheritdoc ICampaign
@@ -272,7 +275,7 @@ contract Campaign is ICampaign {
     // ─── Internal ───────────────────────────────────────────────────────────────────
 
     /// @dev Records a live pledge for `pledger`; fires the reveal when the count reaches N.
-    function _record(address pledger, bytes calldata envelope, bytes calldata memberKey)
+    function _record(address pledger, uint256 paid, bytes calldata envelope, bytes calldata memberKey)
         private
         returns (uint256 index)
     {
@@ -287,7 +290,7 @@ contract Campaign is ICampaign {
         if (p.status == PledgeStatus.Live) revert CampaignAlreadyPledged(pledger, p.index);
         // A deposit still held from a withdrawn pledge is reused rather than paid twice.
         uint256 required = p.depositHeld ? 0 : _deposit;
-        if (msg.value != required) revert CampaignWrongDeposit(msg.value, required);
+        if (paid != required) revert CampaignWrongDeposit(paid, required);
 
         index = _nextIndex;
         uint32 count = _count + 1;

@@ -83,12 +83,12 @@ def test_each_campaign_is_a_minimal_proxy(factory, campaign, chain):
 def test_implementation_cannot_be_initialised(factory, project, organizer, make_config):
     impl = project.Campaign.at(factory.implementation())
     with ape.reverts(impl.CampaignAlreadyInitialized):
-        impl.initialize(organizer, make_config(), envelope(), member_key(), sender=organizer)
+        impl.initialize(organizer, 0, make_config(), envelope(), member_key(), sender=organizer)
 
 
 def test_clone_cannot_be_initialised_twice(campaign, organizer, make_config):
     with ape.reverts(campaign.CampaignAlreadyInitialized):
-        campaign.initialize(organizer, make_config(), envelope(), member_key(), sender=organizer)
+        campaign.initialize(organizer, 0, make_config(), envelope(), member_key(), sender=organizer)
 
 
 def test_same_salt_twice_is_refused(factory, organizer, make_config):

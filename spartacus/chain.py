@@ -1,0 +1,699 @@
+"""The chain client: reads and writes Spartacus contracts over web3.py.
+
+Ape connects the network (any Ape network choice or an RPC URL) and holds the
+user's accounts; this module does the rest with web3.py so that it works the
+same on Ape's in-process chain, anvil and a public network:
+
+* ``Contracts`` loads the compiled ABIs and bytecode (Ape's ``.build``);
+* ``ChainClient`` sends transactions (gas estimation first, so a refusal comes
+  back as the contract's custom error, translated into a sentence that says
+  what to do) and reads logs in chunks;
+* ``FactoryClient`` and ``CampaignClient`` are thin typed wrappers.
+
+Reads accept a ``block`` so listeners can act on confirmed state only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+
+from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable
+from .types import CampaignContext, PledgeRecord, ReleaseRecord, Scope
+
+__all__ = [
+    "STATES",
+    "BlockId",
+    "CampaignClient",
+    "CampaignConfig",
+    "CampaignCreated",
+    "ChainClient",
+    "Contracts",
+    "DecodedLog",
+    "FactoryClient",
+    "KeySigner",
+    "Signer",
+    "TxResult",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+STATES = ("open", "revealed", "expired", "cancelled")
+PLEDGE_STATUSES = ("none", "live", "withdrawn")
+BlockId = int | str  # a block number, or "latest" / "safe" / "finalized"
+
+
+# ─── Compiled contracts ──────────────────────────────────────────────────────────────
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    """The canonical ABI type string of one parameter (tuples expanded)."""
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){kind[5:]}"
+    return kind
+
+
+@dataclass(frozen=True)
+class DecodedLog:
+    """One decoded event log."""
+
+    event: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+class Contracts:
+    """ABIs and bytecode of the Spartacus contracts, from Ape's build output."""
+
+    def __init__(self, artifacts: dict[str, dict[str, Any]]) -> None:
+        self._artifacts = artifacts
+        self._events: dict[bytes, tuple[str, dict[str, Any]]] = {}
+        self._errors: dict[bytes, tuple[str, dict[str, Any]]] = {}
+        for artifact in artifacts.values():
+            for item in artifact["abi"]:
+                if item["type"] == "event":
+                    self._events[bytes(event_abi_to_log_topic(item))] = (item["name"], item)
+                elif item["type"] == "error":
+                    self._errors[bytes(function_abi_to_4byte_selector(item))] = (item["name"], item)
+
+    @classmethod
+    @lru_cache(maxsize=1)
+    def load(cls) -> Contracts:
+        """Loads (compiling if needed) the contracts of this repository through Ape."""
+        from ._ape import project
+
+        proj = project()
+        artifacts = {}
+        for name in ("CampaignFactory", "Campaign"):
+            contract_type = getattr(proj, name).contract_type
+            dumped = contract_type.model_dump(mode="json", by_alias=True)
+            artifacts[name] = {
+                "abi": dumped["abi"],
+                "bytecode": (contract_type.deployment_bytecode.bytecode if contract_type.deployment_bytecode else None),
+            }
+        return cls(artifacts)
+
+    def abi(self, name: str) -> list[dict[str, Any]]:
+        return list(self._artifacts[name]["abi"])
+
+    def bytecode(self, name: str) -> str:
+        code = self._artifacts[name]["bytecode"]
+        if not code:
+            raise ChainError(f"no bytecode for {name}: run `make compile`")
+        return str(code)
+
+    def function(self, contract: str, name: str) -> dict[str, Any]:
+        for item in self._artifacts[contract]["abi"]:
+            if item["type"] == "function" and item["name"] == name:
+                return dict(item)
+        raise KeyError(f"{contract}.{name}")
+
+    def encode_call(self, contract: str, name: str, args: Sequence[Any]) -> bytes:
+        fn = self.function(contract, name)
+        types = [_abi_type(p) for p in fn["inputs"]]
+        return bytes(function_abi_to_4byte_selector(fn)) + abi_encode(types, list(args))
+
+    def decode_result(self, contract: str, name: str, data: bytes) -> tuple[Any, ...]:
+        fn = self.function(contract, name)
+        return tuple(abi_decode([_abi_type(p) for p in fn["outputs"]], data))
+
+    def topic(self, event: str) -> HexBytes:
+        for topic, (name, _) in self._events.items():
+            if name == event:
+                return HexBytes(topic)
+        raise KeyError(event)
+
+    def decode_log(self, log: Any) -> DecodedLog | None:
+        """Decodes a raw log of one of our events; None for anything else."""
+        topics = [bytes(t) for t in log["topics"]]
+        if not topics or topics[0] not in self._events:
+            return None
+        name, abi = self._events[topics[0]]
+        indexed = [p for p in abi["inputs"] if p["indexed"]]
+        plain = [p for p in abi["inputs"] if not p["indexed"]]
+        args: dict[str, Any] = {}
+        for param, topic in zip(indexed, topics[1:], strict=True):
+            args[param["name"]] = abi_decode([_abi_type(param)], topic)[0]
+        values = abi_decode([_abi_type(p) for p in plain], bytes(log["data"]))
+        for param, value in zip(plain, values, strict=True):
+            args[param["name"]] = value
+        return DecodedLog(
+            event=name,
+            args=args,
+            address=to_checksum_address(log["address"]),
+            block_number=int(log["blockNumber"]),
+            log_index=int(log["logIndex"]),
+            tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+        )
+
+    def decode_error(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        if len(data) < 4 or data[:4] not in self._errors:
+            return None
+        name, abi = self._errors[data[:4]]
+        try:
+            values = abi_decode([_abi_type(p) for p in abi["inputs"]], data[4:])
+        except Exception:  # noqa: BLE001 - malformed revert data is reported as unknown
+            return None
+        args = {
+            p["name"]: to_checksum_address(v) if p["type"] == "address" else v
+            for p, v in zip(abi["inputs"], values, strict=True)
+        }
+        return name, args
+
+
+# ─── Refusals, in words ──────────────────────────────────────────────────────────────
+
+
+def _explain(name: str, args: dict[str, Any]) -> str:
+    state = STATES[args["state"]] if "state" in args and args["state"] < len(STATES) else None
+    messages: dict[str, Callable[[], str]] = {
+        "CampaignWrongState": lambda: {
+            "expired": "the campaign expired below its threshold: nothing more can happen but refunds (`refund`)",
+            "cancelled": "the campaign was cancelled: nothing more can happen but refunds (`refund`)",
+            "revealed": "the campaign is already revealed: this is only possible before the reveal",
+            "open": "the campaign is not revealed yet: this is only possible after the reveal",
+        }[state or "open"],
+        "CampaignWrongDeposit": lambda: (
+            f"wrong deposit: sent {args['sent']} wei, the campaign requires {args['required']} wei"
+            " (0 if an earlier deposit of yours is still held)"
+        ),
+        "CampaignAlreadyPledged": lambda: (
+            f"{args['pledger']} already has a live pledge (#{args['index']}) here: one per address"
+        ),
+        "CampaignNoLivePledge": lambda: f"{args['caller']} has no live pledge in this campaign",
+        "CampaignCreatorCannotWithdraw": lambda: "the creator cannot withdraw: use `cancel` to call the campaign off",
+        "CampaignInvalidEnvelope": lambda: f"sealed pledge of {args['length']} bytes: it must be 1 to {args['max']}",
+        "CampaignInvalidMemberKey": lambda: "the member key must be a 33-byte compressed secp256k1 public key",
+        "CampaignNotCreator": lambda: f"{args['caller']} is not the campaign's creator",
+        "CampaignNothingToRefund": lambda: (
+            f"nothing to refund to {args['caller']} now (a live pledge is refundable after expiry, cancellation,"
+            " or a reveal without beneficiary; withdraw first while the campaign is open)"
+        ),
+        "CampaignTransferFailed": lambda: f"sending {args['amount']} wei to {args['to']} failed; it stays owed",
+        "CampaignNotKeeper": lambda: f"{args['caller']} is not keeper #{args['keeperIndex']} of this campaign",
+        "CampaignKeeperSetMismatch": lambda: "the keeper set given is not the campaign's",
+        "CampaignInvalidRelease": lambda: f"release of {args['length']} bytes: it must be 1 to {args['max']}",
+        "CampaignNotBeneficiary": lambda: f"{args['caller']} is not the campaign's beneficiary",
+        "CampaignAlreadyInitialized": lambda: "the campaign is already initialised",
+        "CampaignInvalidThreshold": lambda: f"threshold {args['threshold']}: it must be 1 to {args['max']}",
+        "CampaignInvalidDeadline": lambda: (
+            f"deadline {args['deadline']} must be after now ({args['now_']}) and no later than {args['latest']}"
+        ),
+        "CampaignInvalidKeeperCount": lambda: f"{args['count']} keepers: a campaign needs 1 to {args['max']}",
+        "CampaignInvalidKeeperKey": lambda: f"keeper #{args['index']} is not a 64-byte public key",
+        "CampaignKeepersNotSorted": lambda: f"keeper #{args['index']} is out of order or a duplicate",
+        "CampaignInvalidKeeperThreshold": lambda: (
+            f"keeper threshold {args['t']}: it must be between 1 and the number of keepers ({args['n']})"
+        ),
+        "FactoryCloneFailed": lambda: "a campaign already exists for this creator and salt: use another salt",
+    }
+    explain = messages.get(name)
+    return explain() if explain else f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})"
+
+
+# ─── Signers ─────────────────────────────────────────────────────────────────────────
+
+
+class Signer(Protocol):
+    """Something that signs transactions for one address."""
+
+    @property
+    def address(self) -> str: ...
+
+    def sign(self, tx: dict[str, Any]) -> bytes:
+        """Signs a complete transaction dict (web3 field names); returns raw bytes."""
+        ...
+
+
+class KeySigner:
+    """Signs with a raw private key (a keeper's key file, or a test account)."""
+
+    def __init__(self, private_key: bytes) -> None:
+        from eth_account import Account
+
+        self._account = Account.from_key(private_key)
+
+    @property
+    def address(self) -> str:
+        return str(self._account.address)
+
+    def sign(self, tx: dict[str, Any]) -> bytes:
+        return bytes(self._account.sign_transaction(tx).raw_transaction)
+
+    def __repr__(self) -> str:
+        return f"KeySigner({self.address})"
+
+
+# ─── The client ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction and the events it emitted."""
+
+    tx: str
+    gas_used: int
+    block_number: int
+    logs: list[DecodedLog] = field(default_factory=list)
+
+    def events(self, name: str) -> list[DecodedLog]:
+        return [log for log in self.logs if log.event == name]
+
+
+class ChainClient:
+    """Transactions and chunked log reads over one web3 connection."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        contracts: Contracts | None = None,
+        *,
+        log_chunk: int = 5_000,
+        receipt_timeout: float = 180.0,
+    ) -> None:
+        self.w3 = w3
+        self.contracts = contracts or Contracts.load()
+        self.log_chunk = log_chunk
+        self.receipt_timeout = receipt_timeout
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self._rpc(lambda: self.w3.eth.chain_id))
+
+    def head(self) -> int:
+        return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def timestamp(self, block: BlockId = "latest") -> int:
+        return int(self._rpc(lambda: self.w3.eth.get_block(block)["timestamp"]))
+
+    def balance(self, address: str) -> int:
+        return int(self._rpc(lambda: self.w3.eth.get_balance(to_checksum_address(address))))
+
+    def _rpc(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            raise RPCUnavailable(
+                f"cannot reach the node ({exc.__class__.__name__}): check --network and that the node is up",
+                cause=str(exc),
+            ) from exc
+
+    # Reads
+
+    def call(self, contract: str, address: str, name: str, *args: Any, block: BlockId = "latest") -> tuple[Any, ...]:
+        data = self.contracts.encode_call(contract, name, args)
+        tx = {"to": to_checksum_address(address), "data": HexBytes(data)}
+        raw = self._rpc(lambda: self.w3.eth.call(tx, block))  # type: ignore[arg-type]
+        if not raw:
+            raise ChainError(f"{address} has no {contract} code (wrong address or network?)", address=address)
+        return self.contracts.decode_result(contract, name, bytes(raw))
+
+    def logs(
+        self,
+        address: str | None,
+        events: Sequence[str],
+        *,
+        from_block: int = 0,
+        to_block: BlockId = "latest",
+        topics: Sequence[Any] = (),
+    ) -> Iterator[DecodedLog]:
+        """Our events in ``[from_block, to_block]``, oldest first, in chunks of blocks."""
+        end = self.head() if isinstance(to_block, str) else to_block
+        topic0 = [self.contracts.topic(e).to_0x_hex() for e in events]
+        start, chunk = from_block, self.log_chunk
+        while start <= end:
+            stop = min(end, start + chunk - 1)
+            params: dict[str, Any] = {"fromBlock": start, "toBlock": stop, "topics": [topic0, *topics]}
+            if address:
+                params["address"] = to_checksum_address(address)
+            try:
+                raw = self._rpc(lambda p=params: self.w3.eth.get_logs(p))  # type: ignore[misc]
+            except (Web3RPCError, ValueError) as exc:
+                if chunk > 1:  # providers cap ranges and result sizes: halve and retry
+                    chunk = max(1, chunk // 2)
+                    continue
+                raise ChainError(f"eth_getLogs failed: {exc}") from exc
+            for log in sorted(raw, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
+                decoded = self.contracts.decode_log(log)
+                if decoded is not None:
+                    yield decoded
+            start = stop + 1
+
+    # Writes
+
+    def send(self, signer: Signer, to: str | None, data: bytes, value: int = 0) -> TxResult:
+        """Estimates, signs, sends and waits for one transaction; raises ContractRevert on refusal."""
+        tx: dict[str, Any] = {"from": signer.address, "data": HexBytes(data), "value": value}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        try:
+            gas = self._rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        except (ContractLogicError, ContractCustomError, Web3RPCError, ValueError) as exc:
+            raise self._revert(exc) from exc
+        tx.update(self._fees())
+        tx["gas"] = int(gas * 1.2) + 10_000  # estimates can be tight for the reveal path
+        tx["nonce"] = self._rpc(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"))
+        tx["chainId"] = self.chain_id
+        raw = signer.sign(tx)
+        tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+        try:
+            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, self.receipt_timeout, 0.1))
+        except TimeExhausted as exc:
+            raise ChainError(
+                f"transaction {HexBytes(tx_hash).to_0x_hex()} was not mined within {self.receipt_timeout:.0f} s:"
+                " check it on the network before retrying",
+                tx=HexBytes(tx_hash).to_0x_hex(),
+            ) from exc
+        if receipt["status"] != 1:
+            raise ContractRevert(
+                f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on-chain (state changed since the estimate?)",
+                tx=HexBytes(tx_hash).to_0x_hex(),
+            )
+        logs = [d for d in (self.contracts.decode_log(lg) for lg in receipt["logs"]) if d is not None]
+        return TxResult(
+            tx=HexBytes(tx_hash).to_0x_hex(),
+            gas_used=int(receipt["gasUsed"]),
+            block_number=int(receipt["blockNumber"]),
+            logs=logs,
+        )
+
+    def _fees(self) -> dict[str, int]:
+        block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+        base = block.get("baseFeePerGas")
+        if base is None:  # a pre-London chain
+            return {"gasPrice": int(self._rpc(lambda: self.w3.eth.gas_price))}
+        try:
+            tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
+        except (Web3RPCError, ValueError):
+            tip = 10**9
+        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
+
+    def _revert(self, exc: Exception) -> ChainError:
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict):
+            data = data.get("data")
+        raw: bytes | None = None
+        if isinstance(data, str) and data.startswith("0x"):
+            raw = bytes.fromhex(data[2:])
+        elif isinstance(data, bytes | bytearray):
+            raw = bytes(data)
+        decoded = self.contracts.decode_error(raw) if raw else None
+        if decoded:
+            name, args = decoded
+            return ContractRevert(f"refused: {_explain(name, args)}", error=name, args=args)
+        text = str(exc)
+        if "insufficient funds" in text.lower():
+            return ChainError("the account cannot pay for this transaction: fund it, then retry", cause=text)
+        return ContractRevert(f"refused by the chain: {text}", error=None, args={})
+
+
+# ─── Factory and campaign ────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """What a creator chooses (``ICampaign.Config``)."""
+
+    title: str
+    purpose: str
+    description: str
+    plan: str
+    threshold: int
+    deadline: int
+    keepers: tuple[bytes, ...]  # 64-byte public keys, in on-chain (address) order
+    keeper_threshold: int
+    scope: Scope = Scope.MEMBERS
+    deposit: int = 0
+    beneficiary: str = "0x" + "00" * 20
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.title,
+            self.purpose,
+            self.description,
+            self.plan,
+            self.threshold,
+            self.deadline,
+            list(self.keepers),
+            self.keeper_threshold,
+            self.scope.code,
+            self.deposit,
+            to_checksum_address(self.beneficiary),
+        )
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> CampaignConfig:
+        title, purpose, description, plan, threshold, deadline, keepers, t, scope, deposit, beneficiary = raw
+        return cls(
+            title=title,
+            purpose=purpose,
+            description=description,
+            plan=plan,
+            threshold=int(threshold),
+            deadline=int(deadline),
+            keepers=tuple(bytes(k) for k in keepers),
+            keeper_threshold=int(t),
+            scope=Scope.from_code(int(scope)),
+            deposit=int(deposit),
+            beneficiary=to_checksum_address(beneficiary),
+        )
+
+
+@dataclass(frozen=True)
+class CampaignCreated:
+    campaign: str
+    creator: str
+    config: CampaignConfig
+    block_number: int
+    tx: str
+
+
+def keeper_address(public_key: bytes) -> str:
+    return to_checksum_address(keccak(public_key)[12:])
+
+
+def sort_keepers(public_keys: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Keeper keys in the order the contract requires (ascending address)."""
+    return tuple(sorted(public_keys, key=lambda k: int.from_bytes(keccak(k)[12:], "big")))
+
+
+class FactoryClient:
+    """A deployed ``CampaignFactory``."""
+
+    def __init__(self, client: ChainClient, address: str) -> None:
+        self.client = client
+        self.address = to_checksum_address(address)
+
+    @classmethod
+    def deploy(cls, client: ChainClient, signer: Signer) -> tuple[FactoryClient, TxResult]:
+        code = bytes.fromhex(client.contracts.bytecode("CampaignFactory").removeprefix("0x"))
+        result = client.send(signer, None, code)
+        receipt = client.w3.eth.get_transaction_receipt(HexBytes(result.tx))
+        return cls(client, receipt["contractAddress"]), result
+
+    def predict(self, creator: str, salt: bytes) -> str:
+        (address,) = self.client.call("CampaignFactory", self.address, "predictCampaign", creator, salt)
+        return to_checksum_address(address)
+
+    def create(
+        self, signer: Signer, config: CampaignConfig, salt: bytes, envelope: bytes, member_key: bytes
+    ) -> tuple[str, TxResult]:
+        data = self.client.contracts.encode_call(
+            "CampaignFactory", "createCampaign", [config.as_tuple(), salt, envelope, member_key]
+        )
+        result = self.client.send(signer, self.address, data, value=config.deposit)
+        [created] = result.events("CampaignCreated")
+        return to_checksum_address(created.args["campaign"]), result
+
+    def campaigns(self, from_block: int = 0, to_block: BlockId = "latest") -> list[CampaignCreated]:
+        return [
+            _created(log)
+            for log in self.client.logs(self.address, ["CampaignCreated"], from_block=from_block, to_block=to_block)
+        ]
+
+
+def _created(log: DecodedLog) -> CampaignCreated:
+    return CampaignCreated(
+        campaign=to_checksum_address(log.args["campaign"]),
+        creator=to_checksum_address(log.args["creator"]),
+        config=CampaignConfig.from_tuple(log.args["config"]),
+        block_number=log.block_number,
+        tx=log.tx_hash,
+    )
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    address: str
+    state: str
+    count: int
+    threshold: int
+    deadline: int
+    total_pledges: int
+    reveal_block: int
+    deposit: int
+    creator: str
+    scope: Scope
+    keeper_threshold: int
+    keeper_count: int
+    block: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "state": self.state,
+            "count": self.count,
+            "threshold": self.threshold,
+            "deadline": self.deadline,
+            "total_pledges": self.total_pledges,
+            "reveal_block": self.reveal_block or None,
+            "deposit": self.deposit,
+            "creator": self.creator,
+            "scope": self.scope.value,
+            "keeper_threshold": self.keeper_threshold,
+            "keeper_count": self.keeper_count,
+            "block": self.block,
+        }
+
+
+class CampaignClient:
+    """One ``Campaign`` clone."""
+
+    def __init__(self, client: ChainClient, address: str) -> None:
+        self.client = client
+        try:
+            self.address = to_checksum_address(address)
+        except ValueError as exc:
+            raise InputError(f"{address!r} is not an address: pass the campaign's 0x… address") from exc
+
+    def _call(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
+        out = self.client.call("Campaign", self.address, name, *args, block=block)
+        return out[0] if len(out) == 1 else out
+
+    def status(self, block: BlockId = "latest") -> CampaignStatus:
+        number = self.client.head() if block == "latest" else block
+        assert isinstance(number, int)
+        return CampaignStatus(
+            address=self.address,
+            state=STATES[self._call("state", block=number)],
+            count=self._call("pledgeCount", block=number),
+            threshold=self._call("threshold", block=number),
+            deadline=self._call("deadline", block=number),
+            total_pledges=self._call("totalPledges", block=number),
+            reveal_block=self._call("revealBlock", block=number),
+            deposit=self._call("deposit", block=number),
+            creator=to_checksum_address(self._call("creator", block=number)),
+            scope=Scope.from_code(self._call("scope", block=number)),
+            keeper_threshold=self._call("keeperThreshold", block=number),
+            keeper_count=self._call("keeperCount", block=number),
+            block=number,
+        )
+
+    def pledge_of(self, address: str, block: BlockId = "latest") -> tuple[int, str, bool]:
+        index, status, held, _digest = self._call("pledgeOf", to_checksum_address(address), block=block)
+        return int(index), PLEDGE_STATUSES[status], bool(held)
+
+    def refundable(self, address: str) -> int:
+        return int(self._call("refundableOf", to_checksum_address(address)))
+
+    @cached_property
+    def factory(self) -> str:
+        return to_checksum_address(self._call("factory"))
+
+    @cached_property
+    def created(self) -> CampaignCreated:
+        """The creation event: config, keepers, creator (texts live only there)."""
+        topic = HexBytes(abi_encode(["address"], [self.address])).to_0x_hex()
+        for log in self.client.logs(self.factory, ["CampaignCreated"], topics=[topic]):
+            return _created(log)
+        raise ChainError(f"no CampaignCreated event for {self.address}: is it a Spartacus campaign?")
+
+    def context(self) -> CampaignContext:
+        config = self.created.config
+        return CampaignContext(
+            chain_id=self.client.chain_id,
+            campaign=self.address,
+            keepers=config.keepers,
+            keeper_threshold=config.keeper_threshold,
+            scope=config.scope,
+        )
+
+    def pledges(self, to_block: BlockId = "latest") -> list[PledgeRecord]:
+        """Every pledge, with liveness as of ``to_block`` (from events only)."""
+        records: dict[int, PledgeRecord] = {}
+        withdrawn: set[int] = set()
+        start = self.created.block_number
+        for log in self.client.logs(self.address, ["Pledged", "Withdrawn"], from_block=start, to_block=to_block):
+            index = int(log.args["index"])
+            if log.event == "Pledged":
+                withdrawn.discard(index)
+                records[index] = PledgeRecord(
+                    index=index,
+                    pledger=to_checksum_address(log.args["pledger"]),
+                    member_key=bytes(log.args["memberKey"]),
+                    envelope=bytes(log.args["envelope"]),
+                    block_number=log.block_number,
+                )
+            else:
+                withdrawn.add(index)
+        return [PledgeRecord(**{**r.__dict__, "live": r.index not in withdrawn}) for _, r in sorted(records.items())]
+
+    def releases(self, from_block: int | None = None, to_block: BlockId = "latest") -> list[ReleaseRecord]:
+        start = self.created.block_number if from_block is None else from_block
+        return [
+            ReleaseRecord(
+                keeper_index=int(log.args["keeperIndex"]),
+                keeper=to_checksum_address(log.args["keeper"]),
+                data=bytes(log.args["data"]),
+                block_number=log.block_number,
+                log_index=log.log_index,
+            )
+            for log in self.client.logs(self.address, ["Released"], from_block=start, to_block=to_block)
+        ]
+
+    def count_history(self) -> list[tuple[int, int]]:
+        """(block, live count) after every pledge and withdrawal: recomputable by anyone."""
+        start = self.created.block_number
+        return [
+            (log.block_number, int(log.args["count"]))
+            for log in self.client.logs(self.address, ["Pledged", "Withdrawn"], from_block=start)
+        ]
+
+    # Writes
+
+    def _send(self, signer: Signer, name: str, *args: Any, value: int = 0) -> TxResult:
+        data = self.client.contracts.encode_call("Campaign", name, args)
+        return self.client.send(signer, self.address, data, value=value)
+
+    def pledge(self, signer: Signer, envelope: bytes, member_key: bytes, value: int) -> TxResult:
+        return self._send(signer, "pledge", envelope, member_key, value=value)
+
+    def withdraw(self, signer: Signer) -> TxResult:
+        return self._send(signer, "withdraw")
+
+    def refund(self, signer: Signer) -> TxResult:
+        return self._send(signer, "refund")
+
+    def cancel(self, signer: Signer) -> TxResult:
+        return self._send(signer, "cancel")
+
+    def claim_deposits(self, signer: Signer) -> TxResult:
+        return self._send(signer, "claimDeposits")
+
+    def release(self, signer: Signer, keeper_index: int, data: bytes) -> TxResult:
+        keeper_set = [keeper_address(k) for k in self.created.config.keepers]
+        return self._send(signer, "release", keeper_set, keeper_index, data)
