@@ -42,20 +42,42 @@ def connect(network: str | None) -> Iterator[Any]:
     Yields the web3 connection. Without a choice, ``SPARTACUS_NETWORK`` or the local
     anvil of the stack (``ethereum:local:foundry``).
     """
+    choice = network or os.environ.get("SPARTACUS_NETWORK") or "ethereum:local:foundry"
+    if choice.startswith(("http://", "https://")):
+        # A plain RPC URL needs none of Ape's network machinery (seconds saved per command).
+        yield _http(choice)
+        return
+
     from ape import networks
     from ape.exceptions import ApeException
+    from ape.logging import logger
 
-    choice = network or os.environ.get("SPARTACUS_NETWORK") or "ethereum:local:foundry"
+    # Ape reports on stdout; our commands keep stdout for their own output (JSON).
+    if not os.environ.get("SPARTACUS_APE_VERBOSE"):
+        logger.set_level("WARNING")
     try:
         with networks.parse_network_choice(choice) as provider:
             yield provider.web3
     except ApeException as exc:
         text = str(exc)
-        if "connect" in text.lower() or "refused" in text.lower():
+        if any(word in text.lower() for word in ("connect", "refused", "no (supported) node")):
             raise RPCUnavailable(
                 f"cannot reach network {choice!r}: start the node or pass another --network ({text})"
             ) from exc
         raise InputError(f"network {choice!r}: {text}") from exc
+
+
+def _http(url: str) -> Any:
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        _ = w3.eth.chain_id  # fail here, with a clear message, if the node is down
+    except Exception as exc:  # noqa: BLE001 - requests raises many kinds
+        raise RPCUnavailable(
+            f"cannot reach the node at {url} ({exc.__class__.__name__}): start it or pass another --network"
+        ) from exc
+    return w3
 
 
 def load_account(alias: str) -> Any:
@@ -88,7 +110,7 @@ class ApeSigner:
         return str(self._account.address)
 
     def sign(self, tx: dict[str, Any]) -> bytes:
-        from ape import networks
+        from ape_ethereum.transactions import DynamicFeeTransaction, StaticFeeTransaction
 
         fields: dict[str, Any] = {
             "chain_id": tx["chainId"],
@@ -100,11 +122,13 @@ class ApeSigner:
         }
         if tx.get("to"):
             fields["receiver"] = tx["to"]
+        txn: Any
         if "maxFeePerGas" in tx:
-            fields.update(type=2, max_fee=tx["maxFeePerGas"], max_priority_fee=tx["maxPriorityFeePerGas"])
+            txn = DynamicFeeTransaction(
+                **fields, max_fee=tx["maxFeePerGas"], max_priority_fee=tx["maxPriorityFeePerGas"]
+            )
         else:
-            fields.update(type=0, gas_price=tx["gasPrice"])
-        txn = networks.provider.network.ecosystem.create_transaction(**fields)
+            txn = StaticFeeTransaction(**fields, gas_price=tx["gasPrice"])
         signed = self._account.sign_transaction(txn)
         if signed is None:
             raise InputError("the account refused to sign the transaction")
@@ -114,12 +138,20 @@ class ApeSigner:
         return f"ApeSigner({self.address})"
 
 
-def signer_for(alias: str) -> Any:
-    """A Signer for ``--account``: test accounts sign with their key, others through Ape."""
+LOCAL_CHAIN_IDS = frozenset({1337, 31337})
+
+
+def signer_for(alias: str, chain_id: int) -> Any:
+    """A Signer for ``--account``: ``TEST::N`` (local chains only) or an Ape account alias."""
+    from .anvil import dev_key
     from .chain import KeySigner
 
-    account = load_account(alias)
-    key = getattr(account, "private_key", None)
-    if alias.upper().startswith("TEST::") and key:
-        return KeySigner(bytes.fromhex(str(key).removeprefix("0x")))
-    return ApeSigner(account)
+    if alias.upper().startswith("TEST::"):
+        if chain_id not in LOCAL_CHAIN_IDS:
+            raise InputError(f"{alias}: test accounts exist only on local chains; pass an Ape account alias")
+        try:
+            index = int(alias.split("::", 1)[1])
+        except ValueError as exc:
+            raise InputError(f"{alias!r}: write TEST::N with N a number, e.g. TEST::0") from exc
+        return KeySigner(dev_key(index))
+    return ApeSigner(load_account(alias))

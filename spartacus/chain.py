@@ -15,6 +15,7 @@ Reads accept a ``block`` so listeners can act on confirmed state only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -26,7 +27,13 @@ from eth_abi import encode as abi_encode
 from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable
 from .types import CampaignContext, PledgeRecord, ReleaseRecord, Scope
@@ -48,6 +55,10 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 STATES = ("open", "revealed", "expired", "cancelled")
+# The contract's limits (Campaign.sol constants), checked here first for clearer errors.
+MAX_THRESHOLD = 100_000
+MAX_KEEPERS = 32
+MAX_DURATION = 366 * 86400
 PLEDGE_STATUSES = ("none", "live", "withdrawn")
 BlockId = int | str  # a block number, or "latest" / "safe" / "finalized"
 
@@ -93,17 +104,22 @@ class Contracts:
     @classmethod
     @lru_cache(maxsize=1)
     def load(cls) -> Contracts:
-        """Loads (compiling if needed) the contracts of this repository through Ape."""
-        from ._ape import project
+        """The contracts of this repository: Ape's build output when it is newer than every
+        source (a fast JSON read), else compiled through Ape first."""
+        manifest = ROOT / ".build" / "__local__.json"
+        sources = list((ROOT / "contracts").rglob("*.sol"))
+        if not manifest.exists() or any(src.stat().st_mtime > manifest.stat().st_mtime for src in sources):
+            from ._ape import project
 
-        proj = project()
+            project().load_contracts()  # compiles what changed and rewrites the manifest
+        types = json.loads(manifest.read_text())["contractTypes"]
         artifacts = {}
         for name in ("CampaignFactory", "Campaign"):
-            contract_type = getattr(proj, name).contract_type
-            dumped = contract_type.model_dump(mode="json", by_alias=True)
+            if name not in types:
+                raise ChainError(f"{name} is missing from {manifest}: run `make compile`")
             artifacts[name] = {
-                "abi": dumped["abi"],
-                "bytecode": (contract_type.deployment_bytecode.bytecode if contract_type.deployment_bytecode else None),
+                "abi": types[name]["abi"],
+                "bytecode": (types[name].get("deploymentBytecode") or {}).get("bytecode"),
             }
         return cls(artifacts)
 
@@ -357,6 +373,11 @@ class ChainClient:
 
     def send(self, signer: Signer, to: str | None, data: bytes, value: int = 0) -> TxResult:
         """Estimates, signs, sends and waits for one transaction; raises ContractRevert on refusal."""
+        tx = self.prepare(signer, to, data, value)
+        return self.wait(self.broadcast(signer.sign(tx)))
+
+    def prepare(self, signer: Signer, to: str | None, data: bytes, value: int = 0) -> dict[str, Any]:
+        """A complete transaction, gas estimated: a refusal surfaces here as the contract's error."""
         tx: dict[str, Any] = {"from": signer.address, "data": HexBytes(data), "value": value}
         if to is not None:
             tx["to"] = to_checksum_address(to)
@@ -368,24 +389,44 @@ class ChainClient:
         tx["gas"] = int(gas * 1.2) + 10_000  # estimates can be tight for the reveal path
         tx["nonce"] = self._rpc(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"))
         tx["chainId"] = self.chain_id
-        raw = signer.sign(tx)
-        tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+        return tx
+
+    def broadcast(self, raw: bytes) -> str:
+        """Sends signed bytes; sending the same bytes again is harmless (same hash)."""
         try:
-            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, self.receipt_timeout, 0.1))
+            return HexBytes(self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))).to_0x_hex()
+        except Web3RPCError as exc:
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                return HexBytes(keccak(raw)).to_0x_hex()
+            raise ChainError(f"the node refused the transaction: {exc}") from exc
+
+    def receipt(self, tx_hash: str) -> Any | None:
+        try:
+            return self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return None
+
+    def wait(self, tx_hash: str) -> TxResult:
+        """Waits for a sent transaction; raises if it is not mined in time or reverted."""
+        try:
+            receipt = self._rpc(
+                lambda: self.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), self.receipt_timeout, 0.1)
+            )
         except TimeExhausted as exc:
             raise ChainError(
-                f"transaction {HexBytes(tx_hash).to_0x_hex()} was not mined within {self.receipt_timeout:.0f} s:"
+                f"transaction {tx_hash} was not mined within {self.receipt_timeout:.0f} s:"
                 " check it on the network before retrying",
-                tx=HexBytes(tx_hash).to_0x_hex(),
+                tx=tx_hash,
             ) from exc
         if receipt["status"] != 1:
             raise ContractRevert(
-                f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on-chain (state changed since the estimate?)",
-                tx=HexBytes(tx_hash).to_0x_hex(),
+                f"transaction {tx_hash} reverted on-chain (the state changed since it was prepared): retry",
+                tx=tx_hash,
             )
         logs = [d for d in (self.contracts.decode_log(lg) for lg in receipt["logs"]) if d is not None]
         return TxResult(
-            tx=HexBytes(tx_hash).to_0x_hex(),
+            tx=tx_hash,
             gas_used=int(receipt["gasUsed"]),
             block_number=int(receipt["blockNumber"]),
             logs=logs,
@@ -694,6 +735,9 @@ class CampaignClient:
     def claim_deposits(self, signer: Signer) -> TxResult:
         return self._send(signer, "claimDeposits")
 
-    def release(self, signer: Signer, keeper_index: int, data: bytes) -> TxResult:
+    def encode_release(self, keeper_index: int, data: bytes) -> bytes:
         keeper_set = [keeper_address(k) for k in self.created.config.keepers]
-        return self._send(signer, "release", keeper_set, keeper_index, data)
+        return self.client.contracts.encode_call("Campaign", "release", [keeper_set, keeper_index, data])
+
+    def release(self, signer: Signer, keeper_index: int, data: bytes) -> TxResult:
+        return self.client.send(signer, self.address, self.encode_release(keeper_index, data))

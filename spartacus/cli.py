@@ -1,0 +1,541 @@
+"""The ``spartacus`` console command.
+
+Every chain command takes ``--network`` (an Ape network choice such as
+``ethereum:sepolia:node``, or an RPC URL; default ``$SPARTACUS_NETWORK``, else the
+local stack's anvil) and, when it sends a transaction, ``--account`` (an Ape account
+alias, or ``TEST::N`` on local chains; default ``$SPARTACUS_ACCOUNT``).
+
+Exit status 0 on success; otherwise non-zero with one line on stderr that says what
+went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ._exceptions import InputError, KeyFileError, NotRevealedError, SpartacusError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_INSTRUCTIONS_BYTES = 48_000
+
+# ─── Shared options and helpers ──────────────────────────────────────────────────────
+
+
+def network_option(f: F) -> F:
+    return click.option(
+        "--network",
+        envvar="SPARTACUS_NETWORK",
+        default=None,
+        help="Ape network choice (e.g. ethereum:sepolia:node) or RPC URL. Default: $SPARTACUS_NETWORK, "
+        "else the local anvil (ethereum:local:foundry).",
+    )(f)
+
+
+def account_option(f: F) -> F:
+    return click.option(
+        "--account",
+        envvar="SPARTACUS_ACCOUNT",
+        default=None,
+        help="Ape account alias, or TEST::N on a local chain. Default: $SPARTACUS_ACCOUNT.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(data, sort_keys=True) if as_json else text)
+
+
+def _signer(account: str | None, client: Any) -> Any:
+    if not account:
+        raise InputError("this command sends a transaction: pass --account ALIAS (or TEST::N on a local chain)")
+    from ._ape import signer_for
+
+    return signer_for(account, client.chain_id)
+
+
+def _connected(fn: F) -> F:
+    """Runs the command inside a network connection, passing a ChainClient as ``client``."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, network: str | None, **kwargs: Any) -> Any:
+        from ._ape import connect
+        from .chain import ChainClient
+
+        with connect(network) as w3:
+            return fn(*args, client=ChainClient(w3), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_contacts(values: Sequence[str]) -> dict[str, str]:
+    contacts: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--contact {item!r}: write it as KEY=VALUE, e.g. --contact email=me@example.org")
+        key = key.strip().lower()
+        if key in contacts:
+            raise InputError(f"--contact {key} given twice: give each field once")
+        contacts[key] = value.strip()
+    return contacts
+
+
+_RELATIVE = re.compile(r"^\+(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_deadline(text: str, now: int) -> int:
+    """``+7d`` / ``+12h`` / ``+30m`` (from the chain's time ``now``) or ISO 8601; unix seconds."""
+    text = text.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return now + int(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            f"--deadline {text!r}: use ISO 8601 (2026-12-31T18:00:00Z) or a duration like +7d, +12h, +30m"
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def _read_text_file(path: str, what: str, limit: int) -> str:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from exc
+    if len(raw) > limit:
+        raise InputError(f"{what} {path} is {len(raw):,} bytes: the limit is {limit:,}; shorten it")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 text: save it as UTF-8") from exc
+
+
+def _member_key(path: str, *, create: bool) -> Any:
+    """Loads a member key file, or creates it (mode 0600) when it does not exist yet."""
+    from .keys import KIND_MEMBER, generate_key_file, load_key_file
+
+    if create and not os.path.lexists(path):
+        return generate_key_file(path, KIND_MEMBER)
+    return load_key_file(path, KIND_MEMBER)
+
+
+def _factory_address(factory: str | None) -> str:
+    if not factory:
+        raise InputError("no factory: pass --factory 0x… or set SPARTACUS_FACTORY (see `spartacus deploy`)")
+    return factory
+
+
+# ─── The command group ───────────────────────────────────────────────────────────────
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Spartacus: sealed pledges that reveal everyone at once, at the threshold."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@cli.command()
+@network_option
+@account_option
+@json_option
+@_connected
+def deploy(client: Any, account: str | None, as_json: bool) -> None:
+    """Deploy the campaign factory (once per network)."""
+    from .chain import FactoryClient
+
+    factory, result = FactoryClient.deploy(client, _signer(account, client))
+    _emit(
+        as_json,
+        {"factory": factory.address, "tx": result.tx, "gas_used": result.gas_used},
+        f"factory deployed at {factory.address} (tx {result.tx}, {result.gas_used:,} gas)\n"
+        f"export SPARTACUS_FACTORY={factory.address}",
+    )
+
+
+@cli.command()
+@click.option("--factory", envvar="SPARTACUS_FACTORY", help="Factory address. Default: $SPARTACUS_FACTORY.")
+@click.option("--title", required=True, help="Short public name of the campaign.")
+@click.option("--purpose", required=True, help="One public sentence: what it is for.")
+@click.option("--description", default="", help="The longer public text.")
+@click.option("--plan", default="", help="The public plan of action.")
+@click.option("--threshold", type=int, required=True, help="N: live pledges (yours included) that trigger the reveal.")
+@click.option("--deadline", required=True, help="ISO 8601 time, or +7d / +12h / +30m from now.")
+@click.option("--keeper", "keepers", multiple=True, required=True, help="A keeper's public key (repeat).")
+@click.option("--keeper-threshold", type=int, required=True, help="t: keepers needed to open a pledge.")
+@click.option("--deposit", type=int, default=0, show_default=True, help="Wei locked per pledge (price of a fake).")
+@click.option(
+    "--beneficiary", default=None, help="Where live deposits go after the reveal (default: back to pledgers)."
+)
+@click.option("--scope", type=click.Choice(["members", "public"]), default="members", show_default=True)
+@click.option("--name", required=True, help="The name the members will know you by.")
+@click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
+@click.option("--instructions-file", required=True, type=click.Path(), help="The sealed instructions (UTF-8 text).")
+@click.option("--member-key-file", required=True, type=click.Path(), help="Your member key (created if missing).")
+@network_option
+@account_option
+@json_option
+@_connected
+def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
+    """Create a campaign; your sealed record (with the instructions) is pledge #1."""
+    from .chain import MAX_KEEPERS, MAX_THRESHOLD, CampaignConfig, FactoryClient, sort_keepers
+    from .envelope import PledgeContent, seal
+    from .keys import parse_public_key
+    from .types import CampaignContext, Scope
+
+    now = client.timestamp()
+    threshold, t = o["threshold"], o["keeper_threshold"]
+    if not 1 <= threshold <= MAX_THRESHOLD:
+        raise InputError(f"--threshold {threshold}: it must be 1 to {MAX_THRESHOLD:,}")
+    deadline = parse_deadline(o["deadline"], now)
+    if deadline <= now:
+        raise InputError(f"--deadline {o['deadline']!r} is in the past (chain time {now}): pick a later time")
+    if deadline > now + 366 * 86400:
+        raise InputError(f"--deadline {o['deadline']!r} is more than 366 days away: pick an earlier time")
+    keepers = sort_keepers([parse_public_key(k) for k in o["keepers"]])
+    if len(set(keepers)) != len(keepers):
+        raise InputError("the same --keeper is given twice: each keeper counts once")
+    if len(keepers) > MAX_KEEPERS:
+        raise InputError(f"{len(keepers)} keepers: the limit is {MAX_KEEPERS}")
+    if not 1 <= t <= len(keepers):
+        raise InputError(f"--keeper-threshold {t}: it must be between 1 and the number of keepers ({len(keepers)})")
+    if o["deposit"] < 0:
+        raise InputError("--deposit must be 0 or more wei")
+    content = PledgeContent(
+        name=o["name"],
+        contact=parse_contacts(o["contacts"]),
+        instructions=_read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES),
+    )
+    signer = _signer(account, client)
+    factory = FactoryClient(client, _factory_address(o["factory"]))
+    member = _member_key(o["member_key_file"], create=True)
+
+    config = CampaignConfig(
+        title=o["title"],
+        purpose=o["purpose"],
+        description=o["description"],
+        plan=o["plan"],
+        threshold=threshold,
+        deadline=deadline,
+        keepers=keepers,
+        keeper_threshold=t,
+        scope=Scope(o["scope"]),
+        deposit=o["deposit"],
+        beneficiary=o["beneficiary"] or "0x" + "00" * 20,
+    )
+    salt = secrets.token_bytes(32)
+    address = factory.predict(signer.address, salt)  # sealed to the address before it exists
+    ctx = CampaignContext(client.chain_id, address, keepers, t, config.scope)
+    envelope = seal(content, ctx, member.compressed)
+    campaign, result = factory.create(signer, config, salt, envelope, member.compressed)
+    _emit(
+        as_json,
+        {"campaign": campaign, "tx": result.tx, "gas_used": result.gas_used},
+        f"campaign created at {campaign} (tx {result.tx}, {result.gas_used:,} gas)\n"
+        f"share it: supporters pledge with `spartacus pledge {campaign} ...`",
+    )
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--name", required=True, help="The name the other members will know you by.")
+@click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
+@click.option("--message", default=None, help="An optional note to the other members.")
+@click.option("--member-key-file", required=True, type=click.Path(), help="Your member key (created if missing).")
+@network_option
+@account_option
+@json_option
+@_connected
+def pledge(
+    client: Any,
+    account: str | None,
+    as_json: bool,
+    campaign: str,
+    name: str,
+    contacts: Sequence[str],
+    message: str | None,
+    member_key_file: str,
+) -> None:
+    """Pledge to join CAMPAIGN: sealed here, revealed to the members only at the threshold."""
+    from .chain import CampaignClient
+    from .envelope import PledgeContent, seal
+
+    content = PledgeContent(name=name, contact=parse_contacts(contacts), message=message)
+    signer = _signer(account, client)
+    c = CampaignClient(client, campaign)
+    status = c.status()
+    if status.state in ("expired", "cancelled"):
+        raise InputError(f"campaign {c.address} is {status.state}: it takes no more pledges")
+    _index, live_status, held = c.pledge_of(signer.address)
+    if live_status == "live":
+        raise InputError(f"{signer.address} already has a live pledge in {c.address}: one per address")
+    existed = os.path.lexists(member_key_file)
+    member = _member_key(member_key_file, create=True)
+    if existed and any(p.live and p.member_key == member.compressed for p in c.pledges()):
+        raise InputError(
+            f"member key {member_key_file} is already in a live pledge of this campaign: use a new --member-key-file"
+        )
+    value = 0 if held else status.deposit
+    result = c.pledge(signer, seal(content, c.context(), member.compressed), member.compressed, value)
+    [event] = result.events("Pledged")
+    count = int(event.args["count"])
+    revealed = bool(result.events("ThresholdReached"))
+    _emit(
+        as_json,
+        {
+            "index": int(event.args["index"]),
+            "count": count,
+            "tx": result.tx,
+            "gas_used": result.gas_used,
+            "revealed": revealed,
+        },
+        f"pledged: #{event.args['index']} in {c.address}, live count {count}/{status.threshold}"
+        + (" - THRESHOLD REACHED: the campaign is revealed" if revealed else "")
+        + f"\nkeep {member_key_file} safe: it is how you read the roster",
+    )
+
+
+def _simple(name: str, doc: str, method: str, done: str) -> None:
+    @cli.command(name=name, help=doc)
+    @click.argument("campaign")
+    @network_option
+    @account_option
+    @json_option
+    @_connected
+    def command(client: Any, account: str | None, as_json: bool, campaign: str) -> None:
+        from .chain import CampaignClient
+
+        result = getattr(CampaignClient(client, campaign), method)(_signer(account, client))
+        _emit(
+            as_json,
+            {"tx": result.tx, "gas_used": result.gas_used},
+            f"{done} (tx {result.tx}, {result.gas_used:,} gas)",
+        )
+
+
+_simple("withdraw", "Withdraw your pledge before the reveal (it will never be revealed).", "withdraw", "withdrawn")
+_simple("refund", "Take back your deposit when it is refundable.", "refund", "refunded")
+_simple("cancel", "Cancel your campaign before the reveal (creator only).", "cancel", "cancelled")
+_simple("claim", "Take the live pledges' deposits after the reveal (beneficiary only).", "claim_deposits", "claimed")
+
+
+@cli.command()
+@click.argument("campaign")
+@network_option
+@json_option
+@_connected
+def status(client: Any, as_json: bool, campaign: str) -> None:
+    """The live count and state of CAMPAIGN, read from the contract."""
+    from .chain import CampaignClient
+
+    c = CampaignClient(client, campaign)
+    st = c.status()
+    config = c.created.config
+    data = st.as_json() | {
+        "title": config.title,
+        "purpose": config.purpose,
+        "keepers": ["0x" + k.hex() for k in config.keepers],
+        "beneficiary": config.beneficiary,
+    }
+    when = datetime.fromtimestamp(st.deadline, UTC).isoformat()
+    _emit(
+        as_json,
+        data,
+        f"{config.title} ({c.address})\n"
+        f"  state: {st.state}   live pledges: {st.count}/{st.threshold}   deadline: {when}\n"
+        f"  deposit: {st.deposit} wei   keepers: {st.keeper_threshold} of {st.keeper_count}   scope: {st.scope}",
+    )
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member-key-file", type=click.Path(), help="Your member key (not needed for public campaigns).")
+@network_option
+@json_option
+@_connected
+def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | None) -> None:
+    """The roster and instructions of a revealed CAMPAIGN, rebuilt from the chain."""
+    from .chain import CampaignClient
+    from .roster import build_roster
+    from .types import Scope
+
+    c = CampaignClient(client, campaign)
+    st = c.status()
+    if st.state != "revealed":
+        raise NotRevealedError(
+            f"campaign {c.address} is {st.state} with {st.count} of {st.threshold} pledges: "
+            + (
+                "the roster exists only after the reveal"
+                if st.state == "open"
+                else "it never reached its threshold, so nothing will ever be revealed"
+            )
+        )
+    ctx = c.context()
+    key = None
+    if ctx.scope is Scope.MEMBERS:
+        if not member_key_file:
+            raise InputError("this campaign reveals to members only: pass --member-key-file (the key you pledged with)")
+        key = _member_key(member_key_file, create=False)
+    result = build_roster(ctx, c.pledges(), c.releases(), key, st.creator)
+    data = result.to_json()
+    lines = [f"{len(result.members)} members of {c.address}"]
+    lines += [f"  #{m.index} {m.name}  " + "  ".join(f"{k}={v}" for k, v in m.contact.items()) for m in result.members]
+    lines += ["", "Instructions:", result.instructions or "(none could be read yet)"]
+    if result.skipped:
+        lines += ["", "Skipped:"] + [f"  #{s.index}: {s.reason}" for s in result.skipped]
+    _emit(as_json, data, "\n".join(lines))
+
+
+@cli.command()
+@click.option("--factory", envvar="SPARTACUS_FACTORY", help="Factory address. Default: $SPARTACUS_FACTORY.")
+@network_option
+@json_option
+@_connected
+def campaigns(client: Any, as_json: bool, factory: str | None) -> None:
+    """Every campaign of a factory, with its live count."""
+    from .chain import CampaignClient, FactoryClient
+
+    rows = []
+    for created in FactoryClient(client, _factory_address(factory)).campaigns():
+        st = CampaignClient(client, created.campaign).status()
+        rows.append({"title": created.config.title} | st.as_json())
+    _emit(
+        as_json,
+        {"campaigns": rows},
+        "\n".join(f"{r['address']}  {r['state']:<9} {r['count']}/{r['threshold']}  {r['title']}" for r in rows)
+        or "no campaigns yet",
+    )
+
+
+# ─── Keeper ──────────────────────────────────────────────────────────────────────────
+
+
+@cli.group()
+def keeper() -> None:
+    """Run a keeper: hold a key, release shares only after a reveal."""
+
+
+@keeper.command("init")
+@click.option("--key-file", required=True, type=click.Path(), help="Where to create the keeper key (mode 0600).")
+@json_option
+def keeper_init(key_file: str, as_json: bool) -> None:
+    """Create a keeper key; prints its public key (give it to organizers) and address (fund it)."""
+    from .keys import KIND_KEEPER, generate_key_file
+
+    pair = generate_key_file(key_file, KIND_KEEPER)
+    public = "0x" + pair.public_key.hex()
+    _emit(
+        as_json,
+        {"public_key": public, "address": pair.address},
+        f"keeper key written to {key_file} (mode 0600)\npublic key: {public}\naddress: {pair.address}"
+        " (fund it: it pays for its releases)",
+    )
+
+
+@keeper.command("run")
+@click.option("--key-file", required=True, type=click.Path(), help="The keeper key file.")
+@click.option("--factory", envvar="SPARTACUS_FACTORY", help="Factory to watch. Default: $SPARTACUS_FACTORY.")
+@click.option("--confirmations", type=int, default=None, help="Blocks to wait after a reveal (default: 0 local, 12).")
+@click.option("--state", "state_path", type=click.Path(), help="SQLite state (default: KEY_FILE.state.sqlite).")
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between passes.")
+@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@network_option
+@json_option
+@_connected
+def keeper_run(
+    client: Any,
+    as_json: bool,
+    key_file: str,
+    factory: str | None,
+    confirmations: int | None,
+    state_path: str | None,
+    interval: float,
+    once: bool,
+) -> None:
+    """Watch the factory's campaigns that name this key; release after their reveal."""
+    from .keeper import Keeper
+    from .keys import KIND_KEEPER, load_key_file
+
+    key = load_key_file(key_file, KIND_KEEPER)
+    if confirmations is not None and confirmations < 0:
+        raise InputError("--confirmations must be 0 or more")
+    k = Keeper(
+        client,
+        key,
+        _factory_address(factory),
+        state_path or f"{key_file}.state.sqlite",
+        confirmations=confirmations,
+    )
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    try:
+        report = k.run(once=once, interval=interval, stop=lambda: stopping["now"])
+    except KeyboardInterrupt:
+        return
+    finally:
+        k.close()
+    if once:
+        _emit(
+            as_json,
+            {
+                "discovered": report.discovered,
+                "released": report.released,
+                "granted": report.granted,
+                "transactions": report.transactions,
+                "closed": report.closed,
+                "skipped": {c: [list(s) for s in v] for c, v in report.skipped.items()},
+            },
+            f"keeper {key.address}: {len(report.transactions)} release transaction(s)",
+        )
+
+
+# ─── Entry point ─────────────────────────────────────────────────────────────────────
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; turns our errors into one line on stderr and a non-zero status."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="spartacus", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("spartacus: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"spartacus: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except KeyFileError as exc:
+        click.echo(f"spartacus: {exc.message}", err=True)
+        return 3
+    except NotRevealedError as exc:
+        click.echo(f"spartacus: {exc.message}", err=True)
+        return 4
+    except SpartacusError as exc:
+        click.echo(f"spartacus: {exc.message}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
