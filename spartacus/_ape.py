@@ -124,11 +124,10 @@ class ApeSigner:
             fields["receiver"] = tx["to"]
         txn: Any
         if "maxFeePerGas" in tx:
-            txn = DynamicFeeTransaction(
-                **fields, max_fee=tx["maxFeePerGas"], max_priority_fee=tx["maxPriorityFeePerGas"]
-            )
+            fields.update(max_fee=tx["maxFeePerGas"], max_priority_fee=tx["maxPriorityFeePerGas"])
+            txn = DynamicFeeTransaction(**fields)
         else:
-            txn = StaticFeeTransaction(**fields, gas_price=tx["gasPrice"])
+            txn = StaticFeeTransaction(**fields, gasPrice=tx["gasPrice"])
         signed = self._account.sign_transaction(txn)
         if signed is None:
             raise InputError("the account refused to sign the transaction")

@@ -22,9 +22,11 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.abi import event_abi_to_log_topic, function_abi_to_4byte_selector
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
@@ -141,7 +143,8 @@ class Contracts:
     def encode_call(self, contract: str, name: str, args: Sequence[Any]) -> bytes:
         fn = self.function(contract, name)
         types = [_abi_type(p) for p in fn["inputs"]]
-        return bytes(function_abi_to_4byte_selector(fn)) + abi_encode(types, list(args))
+        selector = bytes(function_abi_to_4byte_selector(fn))  # type: ignore[arg-type]
+        return selector + abi_encode(types, list(args))
 
     def decode_result(self, contract: str, name: str, data: bytes) -> tuple[Any, ...]:
         fn = self.function(contract, name)
@@ -314,7 +317,7 @@ class ChainClient:
         return int(self._rpc(lambda: self.w3.eth.block_number))
 
     def timestamp(self, block: BlockId = "latest") -> int:
-        return int(self._rpc(lambda: self.w3.eth.get_block(block)["timestamp"]))
+        return int(self._rpc(lambda: self.w3.eth.get_block(block)["timestamp"]))  # type: ignore[arg-type]
 
     def balance(self, address: str) -> int:
         return int(self._rpc(lambda: self.w3.eth.get_balance(to_checksum_address(address))))
@@ -387,7 +390,8 @@ class ChainClient:
             raise self._revert(exc) from exc
         tx.update(self._fees())
         tx["gas"] = int(gas * 1.2) + 10_000  # estimates can be tight for the reveal path
-        tx["nonce"] = self._rpc(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"))
+        sender = to_checksum_address(signer.address)
+        tx["nonce"] = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
         tx["chainId"] = self.chain_id
         return tx
 
@@ -544,7 +548,7 @@ class FactoryClient:
         code = bytes.fromhex(client.contracts.bytecode("CampaignFactory").removeprefix("0x"))
         result = client.send(signer, None, code)
         receipt = client.w3.eth.get_transaction_receipt(HexBytes(result.tx))
-        return cls(client, receipt["contractAddress"]), result
+        return cls(client, str(receipt["contractAddress"])), result
 
     def predict(self, creator: str, salt: bytes) -> str:
         (address,) = self.client.call("CampaignFactory", self.address, "predictCampaign", creator, salt)

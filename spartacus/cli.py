@@ -382,6 +382,7 @@ def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | Non
     from .roster import build_roster
     from .types import Scope
 
+    key = _member_key(member_key_file, create=False) if member_key_file else None
     c = CampaignClient(client, campaign)
     st = c.status()
     if st.state != "revealed":
@@ -394,11 +395,8 @@ def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | Non
             )
         )
     ctx = c.context()
-    key = None
-    if ctx.scope is Scope.MEMBERS:
-        if not member_key_file:
-            raise InputError("this campaign reveals to members only: pass --member-key-file (the key you pledged with)")
-        key = _member_key(member_key_file, create=False)
+    if ctx.scope is Scope.MEMBERS and key is None:
+        raise InputError("this campaign reveals to members only: pass --member-key-file (the key you pledged with)")
     result = build_roster(ctx, c.pledges(), c.releases(), key, st.creator)
     data = result.to_json()
     lines = [f"{len(result.members)} members of {c.address}"]

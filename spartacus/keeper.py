@@ -40,11 +40,10 @@ from .release import (
     PublicSharesRecord,
     SharesRecord,
     build_release,
+    decrypt_shares_record,
     new_release_key,
     parse_release,
-    shares_aad,
 )
-from .release import _open_shares_record as open_shares_record
 from .types import CampaignContext, Scope
 
 __all__ = ["Keeper", "KeeperReport", "default_confirmations"]
@@ -274,7 +273,6 @@ class Keeper:
         """Pledge indexes this keeper already shared and granted, read back from the chain."""
         shared: set[int] = set()
         granted: set[int] = set()
-        aad = shares_aad(ctx, index)
         for rel in campaign.releases():
             if rel.keeper_index != index or rel.keeper != self.key.address:
                 continue
@@ -288,9 +286,10 @@ class Keeper:
                 elif isinstance(record, PublicSharesRecord):
                     shared.update(i for i, _ in record.entries)
                 elif isinstance(record, SharesRecord):
-                    plain = open_shares_record(record, [release_key], aad)
-                    if plain is not None:
-                        shared.update(int.from_bytes(plain[i : i + 4], "big") for i in range(0, len(plain), 37))
+                    try:
+                        shared.update(i for i, _ in decrypt_shares_record(record, release_key, ctx, index))
+                    except DecryptionError:  # under an older release key (state file lost): re-release
+                        continue
         return shared, granted
 
     # ─── Transactions, journaled ───────────────────────────────────────────────────

@@ -153,3 +153,25 @@ def make_pledge() -> Callable[..., Any]:
         )
 
     return _pledge
+
+
+# ─── A real node (anvil) for integration tests ──────────────────────────────────────
+
+
+@pytest.fixture(scope="session")
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real anvil on a free loopback port, for the whole session; always stopped."""
+    from spartacus.anvil import Anvil
+
+    log = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    with Anvil(extra=["--accounts", "10"], log=log) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def anvil_client(anvil_node: Any) -> Any:
+    from web3 import Web3
+
+    from spartacus.chain import ChainClient
+
+    return ChainClient(Web3(Web3.HTTPProvider(anvil_node.url)))

@@ -1,0 +1,331 @@
+"""End to end on a real anvil, through the console command: create, pledge, reveal,
+keeper releases, rosters; and the adversarial cases of P1-P4.
+
+Each test deploys its own factory, so keepers only ever see that test's campaigns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spartacus.anvil import dev_key
+from spartacus.chain import CampaignClient, FactoryClient, KeySigner
+from spartacus.envelope import open_share, open_with_shares, parse
+from spartacus.keys import KIND_KEEPER, KIND_MEMBER, generate_key_file, load_key_file
+from spartacus.release import collect_shares
+from spartacus.types import Scope
+
+pytestmark = pytest.mark.anvil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Cli:
+    """Runs the real `spartacus` command against one anvil and factory."""
+
+    url: str
+    factory: str
+    cwd: Path
+
+    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        env = os.environ | {"SPARTACUS_NETWORK": self.url, "SPARTACUS_FACTORY": self.factory}
+        proc = subprocess.run(
+            [sys.executable, "-m", "spartacus.cli", *args],
+            cwd=self.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if ok:
+            assert proc.returncode == 0, f"{args[0]} failed: {proc.stderr}"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def stack(anvil_node: Any, anvil_client: Any, tmp_path: Path) -> Any:
+    """A fresh factory, three funded keeper keys (t = 2) and a CLI bound to them."""
+    factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
+    cli = Cli(anvil_node.url, factory.address, tmp_path)
+    keepers = []
+    for i in range(3):
+        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
+        anvil_client.w3.eth.send_transaction(
+            {"from": anvil_client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
+        )
+        keepers.append(out)
+    (tmp_path / "instructions.txt").write_text("Meet at the north gate, Monday 6:00. Bring the cards.\n")
+    return cli, keepers, anvil_client
+
+
+def create(cli: Cli, keepers: list[dict[str, str]], threshold: int = 4, deadline: str = "+7d", **extra: str) -> str:
+    args = [
+        "create",
+        "--title", "Night shift",
+        "--purpose", "A fair rota",
+        "--threshold", str(threshold),
+        "--deadline", deadline,
+        "--keeper-threshold", "2",
+        "--name", "Olga Organizer",
+        "--contact", "email=olga@example.org",
+        "--instructions-file", "instructions.txt",
+        "--member-key-file", "organizer.key",
+        "--account", "TEST::1",
+    ]  # fmt: skip
+    for k in keepers:
+        args += ["--keeper", k["public_key"]]
+    for key, value in extra.items():
+        args += [f"--{key}", value]
+    out = cli.json(*args)
+    assert out["gas_used"] > 0 and out["tx"].startswith("0x")
+    return str(out["campaign"])
+
+
+def pledge(cli: Cli, campaign: str, who: int, name: str) -> dict[str, Any]:
+    return dict(
+        cli.json(
+            "pledge", campaign,
+            "--name", name,
+            "--contact", f"email={name.split()[0].lower()}@example.org",
+            "--contact", f"signal=+4100{who}",
+            "--member-key-file", f"member{who}.key",
+            "--account", f"TEST::{who}",
+        )
+    )  # fmt: skip
+
+
+def keeper_run(cli: Cli, i: int) -> dict[str, Any]:
+    return dict(cli.json("keeper", "run", "--key-file", f"keeper{i}.key", "--once"))
+
+
+def test_full_campaign_reveals_to_members_only(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=4)
+    status = cli.json("status", campaign)
+    assert (status["state"], status["count"], status["threshold"]) == ("open", 1, 4)
+
+    first = pledge(cli, campaign, 2, "Ana")
+    assert (first["index"], first["count"]) == (1, 2)
+    pledge(cli, campaign, 3, "Ben")
+
+    # Below N: the roster is refused with a clear reason, and keepers publish nothing.
+    refused = cli("roster", campaign, "--member-key-file", "member2.key", "--json", ok=False)
+    assert refused.returncode != 0 and "only after the reveal" in refused.stderr
+    assert refused.stderr.count("\n") == 1  # one line
+    assert keeper_run(cli, 0)["transactions"] == []
+    assert CampaignClient(client, campaign).releases() == []
+
+    last = pledge(cli, campaign, 4, "Cleo")
+    assert last["count"] == 4 and last["revealed"] is True
+    assert cli.json("status", campaign)["state"] == "revealed"
+
+    # One keeper's release is not enough for anyone (t = 2).
+    assert keeper_run(cli, 0)["released"] == {campaign: 4}
+    partial = cli.json("roster", campaign, "--member-key-file", "member2.key")
+    assert partial["members"] == [] and len(partial["skipped"]) == 4
+
+    assert keeper_run(cli, 2)["released"] == {campaign: 4}
+    expected = {"Olga Organizer", "Ana", "Ben", "Cleo"}
+    for key_file in ["organizer.key", "member2.key", "member3.key", "member4.key"]:
+        roster = cli.json("roster", campaign, "--member-key-file", key_file)
+        assert {m["name"] for m in roster["members"]} == expected
+        assert roster["instructions"] == "Meet at the north gate, Monday 6:00. Bring the cards.\n"
+        assert roster["skipped"] == []
+        ana = next(m for m in roster["members"] if m["name"] == "Ana")
+        assert ana["contact"] == {"email": "ana@example.org", "signal": "+41002"}
+        assert ana["index"] == 1
+
+    # A key that is no member's reads nothing.
+    generate_key_file(cli.cwd / "stranger.key", KIND_MEMBER)
+    stranger = cli("roster", campaign, "--member-key-file", "stranger.key", "--json", ok=False)
+    assert stranger.returncode != 0 and "not a member" in stranger.stderr
+    assert stranger.stdout == ""
+
+    # A second pass publishes nothing new: never the same thing twice.
+    assert keeper_run(cli, 0)["transactions"] == []
+    assert len(CampaignClient(client, campaign).releases()) == 2
+
+
+def test_one_keeper_alone_cannot_open_any_pledge(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=2)
+    pledge(cli, campaign, 2, "Ana")
+    c = CampaignClient(client, campaign)
+    ctx = c.context()
+    # Even the keeper itself, holding its own share of every pledge, opens nothing.
+    for i in range(3):
+        key = load_key_file(cli.cwd / f"keeper{i}.key", KIND_KEEPER)
+        index = ctx.keepers.index(key.public_key)
+        for p in c.pledges():
+            share = open_share(parse(p.envelope), index, key, ctx)
+            with pytest.raises(Exception) as excinfo:
+                open_with_shares(parse(p.envelope), [share], ctx, p.member_key)
+            assert "share" in str(excinfo.value)
+    # And after one keeper's release, a member holds one share per pledge: not enough.
+    keeper_run(cli, 1)
+    member = load_key_file(cli.cwd / "member2.key", KIND_MEMBER)
+    collected = collect_shares(c.releases(), ctx, 1, member)
+    assert all(len(shares) == 1 for shares in collected.shares.values())
+
+
+def test_withdrawn_pledges_never_appear(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=3)
+    pledge(cli, campaign, 2, "Ana")
+    cli("withdraw", campaign, "--account", "TEST::2")
+    pledge(cli, campaign, 3, "Ben")
+    assert cli.json("status", campaign)["count"] == 2
+    pledge(cli, campaign, 4, "Cleo")  # the reveal: Olga, Ben, Cleo
+
+    for i in (0, 1):
+        report = keeper_run(cli, i)
+        assert report["released"] == {campaign: 3} and report["granted"] == {campaign: 3}
+    roster = cli.json("roster", campaign, "--member-key-file", "member3.key")
+    assert {m["name"] for m in roster["members"]} == {"Olga Organizer", "Ben", "Cleo"}
+    assert all(m["index"] != 1 for m in roster["members"]) and roster["skipped"] == []
+    # The withdrawn pledger is no member: its key was never granted anything.
+    out = cli("roster", campaign, "--member-key-file", "member2.key", "--json", ok=False)
+    assert out.returncode != 0
+
+
+def test_expired_or_cancelled_campaign_is_never_released(stack: Any) -> None:
+    cli, keepers, client = stack
+    expiring = create(cli, keepers, threshold=3, deadline="+1h")
+    pledge(cli, expiring, 2, "Ana")
+    cancelled = create(cli, keepers, threshold=3)
+    cli("cancel", cancelled, "--account", "TEST::1")
+    with pytest.raises(AssertionError, match="cancelled"):
+        pledge(cli, cancelled, 3, "Ben")
+
+    client.w3.provider.make_request("evm_increaseTime", [3601])
+    client.w3.provider.make_request("evm_mine", [])
+    assert cli.json("status", expiring)["state"] == "expired"
+
+    for i in range(3):
+        report = keeper_run(cli, i)
+        assert report["transactions"] == [] and set(report["closed"]) == {expiring, cancelled}
+    assert CampaignClient(client, expiring).releases() == []
+    assert CampaignClient(client, cancelled).releases() == []
+    refused = cli("roster", expiring, "--member-key-file", "member2.key", ok=False)
+    assert "never reached its threshold" in refused.stderr
+    # A refund is all that is left.
+    cli("refund", expiring, "--account", "TEST::2", ok=False)  # deposit 0: nothing to refund
+    assert "nothing to refund" in cli("refund", expiring, "--account", "TEST::2", ok=False).stderr
+
+
+def test_garbage_pledges_are_skipped_and_listed(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=5)
+    pledge(cli, campaign, 2, "Ana")
+    c = CampaignClient(client, campaign)
+    # Anyone can send bytes straight to the contract.
+    junk = c.pledge(KeySigner(dev_key(5)), secrets.token_bytes(700), bytes([2]) + secrets.token_bytes(32), 0)
+    not_a_point = bytes([2]) + b"\xff" * 32  # x beyond the field: no such point
+    bad_key = c.pledge(KeySigner(dev_key(6)), b"SPX\x01" + b"\x00" * 40, not_a_point, 0)
+    last = pledge(cli, campaign, 3, "Ben")
+    assert last["revealed"] is True
+    junk_index = junk.events("Pledged")[0].args["index"]
+    bad_index = bad_key.events("Pledged")[0].args["index"]
+
+    for i in (0, 2):
+        report = keeper_run(cli, i)
+        skipped = {index for index, _reason in report["skipped"][campaign]}
+        assert {junk_index, bad_index} <= skipped
+        assert report["released"] == {campaign: 3}
+    roster = cli.json("roster", campaign, "--member-key-file", "member3.key")
+    assert {m["name"] for m in roster["members"]} == {"Olga Organizer", "Ana", "Ben"}
+    assert {s["index"] for s in roster["skipped"]} == {junk_index, bad_index}
+    assert all(s["reason"] for s in roster["skipped"])
+
+
+def test_public_scope_is_readable_without_a_key(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=2, scope="public")
+    pledge(cli, campaign, 2, "Ana")
+    assert CampaignClient(client, campaign).context().scope is Scope.PUBLIC
+    keeper_run(cli, 0)
+    keeper_run(cli, 1)
+    roster = cli.json("roster", campaign)
+    assert {m["name"] for m in roster["members"]} == {"Olga Organizer", "Ana"}
+
+
+def test_pledges_after_the_reveal_are_released_as_they_come(stack: Any) -> None:
+    cli, keepers, client = stack
+    campaign = create(cli, keepers, threshold=2)
+    pledge(cli, campaign, 2, "Ana")
+    keeper_run(cli, 0)
+    keeper_run(cli, 1)
+    late = pledge(cli, campaign, 3, "Late Lou")
+    assert late["count"] == 3 and late["revealed"] is False
+    for i in (0, 1):
+        report = keeper_run(cli, i)
+        assert report["released"] == {campaign: 1} and report["granted"] == {campaign: 1}
+    for key_file in ("member2.key", "member3.key"):
+        roster = cli.json("roster", campaign, "--member-key-file", key_file)
+        assert {m["name"] for m in roster["members"]} == {"Olga Organizer", "Ana", "Late Lou"}
+
+
+def test_bad_input_is_refused_with_a_clear_message(stack: Any) -> None:
+    cli, keepers, client = stack
+    keys = [arg for k in keepers for arg in ("--keeper", k["public_key"])]
+    base = ["create", "--title", "T", "--purpose", "P", "--name", "N", "--instructions-file", "instructions.txt",
+            "--member-key-file", "o.key", "--account", "TEST::1", *keys]  # fmt: skip
+    cases = [
+        (["--threshold", "0", "--deadline", "+1d", "--keeper-threshold", "2"], "--threshold 0"),
+        (["--threshold", "3", "--deadline", "2001-01-01", "--keeper-threshold", "2"], "in the past"),
+        (["--threshold", "3", "--deadline", "tomorrow", "--keeper-threshold", "2"], "ISO 8601"),
+        (["--threshold", "3", "--deadline", "+1d", "--keeper-threshold", "4"], "--keeper-threshold 4"),
+        (["--threshold", "3", "--deadline", "+1d", "--keeper-threshold", "2", "--contact", "email"], "KEY=VALUE"),
+    ]
+    for extra, message in cases:
+        out = cli(*base, *extra, ok=False)
+        assert out.returncode != 0 and message in out.stderr, (extra, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert not (cli.cwd / "o.key").exists() or extra[1] != "0"
+    no_keeper = cli("create", "--title", "T", "--purpose", "P", "--threshold", "3", "--deadline", "+1d",
+                    "--keeper", "0x1234", "--keeper-threshold", "1", "--name", "N",
+                    "--instructions-file", "instructions.txt", "--member-key-file", "o.key",
+                    "--account", "TEST::1", ok=False)  # fmt: skip
+    assert no_keeper.returncode != 0 and "public key" in no_keeper.stderr
+
+    campaign = create(cli, keepers, threshold=3)
+    pledge(cli, campaign, 2, "Ana")
+    again = cli("pledge", campaign, "--name", "Ana", "--member-key-file", "member2b.key", "--account", "TEST::2",
+                ok=False)  # fmt: skip
+    assert "already has a live pledge" in again.stderr
+    reuse = cli("pledge", campaign, "--name", "Eve", "--member-key-file", "member2.key", "--account", "TEST::5",
+                ok=False)  # fmt: skip
+    assert "already in a live pledge" in reuse.stderr
+    stranger = cli("withdraw", campaign, "--account", "TEST::7", ok=False)
+    assert "has no live pledge" in stranger.stderr
+    down = cli("status", campaign, "--network", "http://127.0.0.1:9", ok=False)
+    assert "cannot reach the node" in down.stderr
+    assert cli.json("status", campaign)["count"] == 2  # nothing was lost
+    (cli.cwd / "open.key").write_text((cli.cwd / "member2.key").read_text())
+    (cli.cwd / "open.key").chmod(0o644)
+    loose = cli("roster", campaign, "--member-key-file", "open.key", ok=False)
+    assert "chmod 600" in loose.stderr
+
+
+def test_key_files_are_private(stack: Any) -> None:
+    cli, keepers, _ = stack
+    for i in range(3):
+        path = cli.cwd / f"keeper{i}.key"
+        assert path.stat().st_mode & 0o777 == 0o600
+    out = cli("keeper", "init", "--key-file", "keeper0.key", ok=False)
+    assert out.returncode != 0 and "existing file" in out.stderr
+    secret = json.loads((cli.cwd / "keeper0.key").read_text())["private_key"]
+    assert secret[2:] not in out.stdout + out.stderr
