@@ -24,8 +24,14 @@ test-fast: setup
 	$(VENV)/ape test tests -q -m "not slow and not anvil"
 
 lint: setup
-	$(VENV)/ruff check spartacus scripts tests bench
+	@mkdir -p .cache
+	$(VENV)/ruff check spartacus scripts tests bench dapp
+	$(VENV)/ruff format --check spartacus scripts tests bench dapp
 	$(VENV)/mypy
+	$(VENV)/slither contracts --solc-standard-json --solc tools/solc-shim.js \
+		--filter-paths contracts/test --fail-medium > .cache/slither.txt 2>&1 \
+		|| { cat .cache/slither.txt; echo "slither: a medium or high finding (see above)"; exit 1; }
+	@grep -E "result\(s\) found" .cache/slither.txt
 
 compile: setup
 	$(VENV)/ape compile

@@ -315,8 +315,8 @@ contract Campaign is ICampaign {
     /// @dev Checks the keeper keys and hashes their addresses, in order.
     function _hashKeepers(bytes[] calldata keepers) private pure returns (bytes32) {
         address[] memory addrs = new address[](keepers.length);
-        address previous;
-        for (uint256 i; i < keepers.length; ++i) {
+        address previous = address(0);
+        for (uint256 i = 0; i < keepers.length; ++i) {
             if (keepers[i].length != 64) revert CampaignInvalidKeeperKey(i);
             address a = address(uint160(uint256(keccak256(keepers[i]))));
             // Strictly ascending: no duplicate keeper can count twice towards t.
@@ -329,6 +329,9 @@ contract Campaign is ICampaign {
 
     /// @dev Sends ether; a failure reverts the whole call, so the amount stays owed.
     function _send(address to, uint256 amount) private {
+        // `to` is always msg.sender (refund) or the configured beneficiary (claimDeposits),
+        // and the amount is what the books owe it, cleared before this call.
+        // slither-disable-next-line arbitrary-send-eth
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert CampaignTransferFailed(to, amount);
     }

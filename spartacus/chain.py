@@ -68,6 +68,18 @@ BlockId = int | str  # a block number, or "latest" / "safe" / "finalized"
 # ─── Compiled contracts ──────────────────────────────────────────────────────────────
 
 
+def _manifest_current(manifest: Path) -> bool:
+    """True if Ape's build manifest was compiled from exactly the sources on disk."""
+    if not manifest.exists():
+        return False
+    built = json.loads(manifest.read_text()).get("sources", {})
+    for src in (ROOT / "contracts").rglob("*.sol"):
+        entry = built.get(src.relative_to(ROOT).as_posix())
+        if entry is None or entry.get("content") != src.read_text():
+            return False
+    return True
+
+
 def _abi_type(param: dict[str, Any]) -> str:
     """The canonical ABI type string of one parameter (tuples expanded)."""
     kind: str = param["type"]
@@ -109,11 +121,12 @@ class Contracts:
         """The contracts of this repository: Ape's build output when it is newer than every
         source (a fast JSON read), else compiled through Ape first."""
         manifest = ROOT / ".build" / "__local__.json"
-        sources = list((ROOT / "contracts").rglob("*.sol"))
-        if not manifest.exists() or any(src.stat().st_mtime > manifest.stat().st_mtime for src in sources):
+        if not _manifest_current(manifest):
             from ._ape import project
 
             project().load_contracts()  # compiles what changed and rewrites the manifest
+            if not _manifest_current(manifest):
+                raise ChainError(f"{manifest} does not match contracts/ after compiling: run `make compile`")
         types = json.loads(manifest.read_text())["contractTypes"]
         artifacts = {}
         for name in ("CampaignFactory", "Campaign"):
