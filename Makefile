@@ -6,17 +6,21 @@ VENV := .venv/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup run test test-fast lint bench bench-gas bench-crypto compile clean
+.PHONY: setup setup-test run test test-fast lint bench bench-gas bench-crypto compile clean
 
 setup:
 	@tools/setup.sh
+
+## The tests also drive a real browser: Debian's chromium.
+setup-test:
+	@tools/setup.sh --browser
 
 ## The local stack: anvil, the factory, keepers, the relay, a mail sink and the dApp.
 run: setup
 	@$(VENV)/python -m spartacus.stack
 
 ## Every test (unit, property, integration on a real anvil), then the static checks.
-test: setup
+test: setup-test
 	$(VENV)/ape test tests -q -p no:cacheprovider
 	@$(MAKE) --no-print-directory lint
 

@@ -18,6 +18,7 @@ import re
 import secrets
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import wraps
@@ -154,8 +155,9 @@ def _factory_address(factory: str | None) -> str:
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Spartacus: sealed pledges that reveal everyone at once, at the threshold."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # -v and -vv speak for Spartacus only; the libraries stay at warnings.
+    logging.getLogger("spartacus").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
 @cli.command()
@@ -460,6 +462,13 @@ def keeper_init(key_file: str, as_json: bool) -> None:
 @click.option("--state", "state_path", type=click.Path(), help="SQLite state (default: KEY_FILE.state.sqlite).")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option(
+    "--max-release-bytes",
+    type=click.IntRange(142, 32_768),
+    default=20_000,
+    show_default=True,
+    help="Largest release per transaction.",
+)
 @network_option
 @json_option
 @_connected
@@ -472,6 +481,7 @@ def keeper_run(
     state_path: str | None,
     interval: float,
     once: bool,
+    max_release_bytes: int,
 ) -> None:
     """Watch the factory's campaigns that name this key; release after their reveal."""
     from .keeper import Keeper
@@ -486,11 +496,12 @@ def keeper_run(
         _factory_address(factory),
         state_path or f"{key_file}.state.sqlite",
         confirmations=confirmations,
+        max_release_bytes=max_release_bytes,
     )
-    stopping = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        report = k.run(once=once, interval=interval, stop=lambda: stopping["now"])
+        report = k.run(once=once, interval=interval, stop=stop)
     except KeyboardInterrupt:
         return
     finally:
@@ -511,6 +522,11 @@ def keeper_run(
 
 
 # ─── Entry point ─────────────────────────────────────────────────────────────────────
+
+
+from ._cli_relay import relay as _relay  # noqa: E402
+
+cli.add_command(_relay)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

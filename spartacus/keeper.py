@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,24 +150,29 @@ class Keeper:
     # ─── The loop ──────────────────────────────────────────────────────────────────
 
     def run(
-        self, *, once: bool = False, interval: float = 5.0, stop: Callable[[], bool] = lambda: False
+        self,
+        *,
+        once: bool = False,
+        interval: float = 5.0,
+        max_backoff: float = 30.0,
+        stop: threading.Event | None = None,
     ) -> KeeperReport:
-        """Passes until ``stop()`` (or one pass with ``once``); RPC outages back off and retry."""
-        backoff = interval
-        while True:
+        """Passes until ``stop`` is set (or one pass with ``once``); RPC outages back off and retry."""
+        stop = stop or threading.Event()
+        delay = interval
+        while not stop.is_set():
             try:
                 report = self.run_once()
-                backoff = interval
+                delay = interval
                 if once:
                     return report
             except RPCUnavailable as exc:
                 if once:
                     raise
-                log.warning("node unreachable (%s); retrying in %.0f s", exc.message, backoff)
-                backoff = min(backoff * 2, 120.0)
-            if stop():
-                return KeeperReport()
-            time.sleep(backoff)
+                log.warning("node unreachable (%s); retrying in %.0f s", exc.message, delay)
+                delay = min(max(delay, interval) * 2, max_backoff)
+            stop.wait(delay)
+        return KeeperReport()
 
     def run_once(self) -> KeeperReport:
         report = KeeperReport()
@@ -185,6 +191,7 @@ class Keeper:
                 raise
             except SpartacusError as exc:  # one bad campaign never stops the others
                 log.error("campaign %s: %s", address, exc.message)
+        log.debug("pass done at block %d: %d transaction(s)", safe, len(report.transactions))
         return report
 
     # ─── Discovery ─────────────────────────────────────────────────────────────────
@@ -307,6 +314,7 @@ class Keeper:
         self.client.broadcast(raw)
         self.client.wait(tx_hash)
         self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
+        log.info("release %s mined (%d bytes) for %s", tx_hash, len(payload), campaign.address)
         return tx_hash
 
     def _settle_inflight(self) -> None:

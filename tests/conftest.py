@@ -175,3 +175,24 @@ def anvil_client(anvil_node: Any) -> Any:
     from spartacus.chain import ChainClient
 
     return ChainClient(Web3(Web3.HTTPProvider(anvil_node.url)))
+
+
+@pytest.fixture
+def stack(anvil_node: Any, anvil_client: Any, tmp_path: Path) -> Any:
+    """A fresh factory, three funded keeper keys (t = 2) and a CLI bound to them."""
+    from spartacus_cli import Cli
+
+    from spartacus.anvil import dev_key
+    from spartacus.chain import FactoryClient, KeySigner
+
+    factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
+    cli = Cli(anvil_node.url, factory.address, tmp_path)
+    keepers = []
+    for i in range(3):
+        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
+        anvil_client.w3.eth.send_transaction(
+            {"from": anvil_client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
+        )
+        keepers.append(out)
+    (tmp_path / "instructions.txt").write_text("Meet at the north gate, Monday 6:00. Bring the cards.\n")
+    return cli, keepers, anvil_client

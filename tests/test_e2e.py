@@ -7,108 +7,20 @@ Each test deploys its own factory, so keepers only ever see that test's campaign
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from spartacus_cli import create, keeper_run, pledge
 
 from spartacus.anvil import dev_key
-from spartacus.chain import CampaignClient, FactoryClient, KeySigner
+from spartacus.chain import CampaignClient, KeySigner
 from spartacus.envelope import open_share, open_with_shares, parse
 from spartacus.keys import KIND_KEEPER, KIND_MEMBER, generate_key_file, load_key_file
 from spartacus.release import collect_shares
 from spartacus.types import Scope
 
 pytestmark = pytest.mark.anvil
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Cli:
-    """Runs the real `spartacus` command against one anvil and factory."""
-
-    url: str
-    factory: str
-    cwd: Path
-
-    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        env = os.environ | {"SPARTACUS_NETWORK": self.url, "SPARTACUS_FACTORY": self.factory}
-        proc = subprocess.run(
-            [sys.executable, "-m", "spartacus.cli", *args],
-            cwd=self.cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if ok:
-            assert proc.returncode == 0, f"{args[0]} failed: {proc.stderr}"
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
-
-
-@pytest.fixture
-def stack(anvil_node: Any, anvil_client: Any, tmp_path: Path) -> Any:
-    """A fresh factory, three funded keeper keys (t = 2) and a CLI bound to them."""
-    factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
-    cli = Cli(anvil_node.url, factory.address, tmp_path)
-    keepers = []
-    for i in range(3):
-        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
-        anvil_client.w3.eth.send_transaction(
-            {"from": anvil_client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
-        )
-        keepers.append(out)
-    (tmp_path / "instructions.txt").write_text("Meet at the north gate, Monday 6:00. Bring the cards.\n")
-    return cli, keepers, anvil_client
-
-
-def create(cli: Cli, keepers: list[dict[str, str]], threshold: int = 4, deadline: str = "+7d", **extra: str) -> str:
-    args = [
-        "create",
-        "--title", "Night shift",
-        "--purpose", "A fair rota",
-        "--threshold", str(threshold),
-        "--deadline", deadline,
-        "--keeper-threshold", "2",
-        "--name", "Olga Organizer",
-        "--contact", "email=olga@example.org",
-        "--instructions-file", "instructions.txt",
-        "--member-key-file", "organizer.key",
-        "--account", "TEST::1",
-    ]  # fmt: skip
-    for k in keepers:
-        args += ["--keeper", k["public_key"]]
-    for key, value in extra.items():
-        args += [f"--{key}", value]
-    out = cli.json(*args)
-    assert out["gas_used"] > 0 and out["tx"].startswith("0x")
-    return str(out["campaign"])
-
-
-def pledge(cli: Cli, campaign: str, who: int, name: str) -> dict[str, Any]:
-    return dict(
-        cli.json(
-            "pledge", campaign,
-            "--name", name,
-            "--contact", f"email={name.split()[0].lower()}@example.org",
-            "--contact", f"signal=+4100{who}",
-            "--member-key-file", f"member{who}.key",
-            "--account", f"TEST::{who}",
-        )
-    )  # fmt: skip
-
-
-def keeper_run(cli: Cli, i: int) -> dict[str, Any]:
-    return dict(cli.json("keeper", "run", "--key-file", f"keeper{i}.key", "--once"))
 
 
 def test_full_campaign_reveals_to_members_only(stack: Any) -> None:
