@@ -9,7 +9,8 @@ the listeners and the dApp):
   reveal, and how a member rebuilds the roster from it;
 * :mod:`spartacus.keys`: key files the user owns (mode 0600);
 * :mod:`spartacus.chain`: the contracts, over web3.py;
-* :mod:`spartacus.keeper`: the keeper listener.
+* :mod:`spartacus.keeper`: the keeper listener;
+* :mod:`spartacus.relay`: the relay that emails every member once.
 
 Importing the package is cheap: Ape is loaded only when a chain is used.
 """

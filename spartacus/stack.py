@@ -183,7 +183,8 @@ class Stack:
             "relay",
             [PYTHON, "-m", "spartacus.cli", "-v", "relay", "run", campaign,
              "--member-key-file", str(self.run_dir / "members" / "organizer.key"),
-             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1"],
+             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1",
+             "--settle", "5"],
             SPARTACUS_DAPP_URL=dapp_url,
         )  # fmt: skip
 
