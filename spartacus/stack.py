@@ -168,7 +168,7 @@ class Stack:
             "--plan", "When we are three, we meet and hand the letter to the board together.",
             "--threshold", "3", "--deadline", "+7d", "--keeper-threshold", "2", *keeper_args,
             "--deposit", str(10**15),
-            "--name", "Olga (organizer)", "--contact", "email=olga@example.org",
+            "--name", "Olga", "--contact", "email=olga@example.org",
             "--instructions-file", "instructions.txt",
             "--member-key-file", "members/organizer.key", "--account", "TEST::1",
         )["campaign"]  # fmt: skip
@@ -185,7 +185,7 @@ class Stack:
              "--member-key-file", str(self.run_dir / "members" / "organizer.key"),
              "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1",
              "--settle", "5"],
-            SPARTACUS_DAPP_URL=dapp_url,
+            SPARTACUS_DAPP_URL=dapp_url + "/",
         )  # fmt: skip
 
         say("starting the dApp")
@@ -250,7 +250,7 @@ Spartacus is running.
   factory               {factory}
   demo campaign         {campaign}   2 of 3 pledges: one more reveals it
 
-Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 organizer (Olga),
+Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 Olga (organizer),
 TEST::2 Ana (pledged), TEST::3 .. TEST::9 free to pledge.
 
 See the reveal within a minute: pledge the third one, from the dApp or here:
