@@ -88,13 +88,14 @@ def run(n: int, keepers: int = 3, t: int = 2) -> Result:
     members = [KeyPair.generate() for _ in range(n)]
     contents = [_content(i) for i in range(n)]
 
+    senders = [CREATOR if i == 0 else "0x" + f"{i:040x}" for i in range(n)]
     with _Clock() as seal_clock:
-        envelopes = [seal(contents[i], ctx, members[i].compressed) for i in range(n)]
+        envelopes = [seal(contents[i], ctx, members[i].compressed, pledger=senders[i]) for i in range(n)]
 
     pledges = [
         PledgeRecord(
             index=i,
-            pledger=CREATOR if i == 0 else "0x" + f"{i:040x}",
+            pledger=senders[i],
             member_key=members[i].compressed,
             envelope=envelopes[i],
             block_number=100 + i,
@@ -109,7 +110,11 @@ def run(n: int, keepers: int = 3, t: int = 2) -> Result:
     per_keeper_payloads: list[int] = []
     for k, keeper in enumerate(keeper_keys):
         with _Clock() as clock:
-            shares = {p.index: open_share(parse(p.envelope), k, keeper, ctx) for p in pledges if p.live}
+            shares = {
+                p.index: open_share(parse(p.envelope), k, keeper, ctx, member_key33=p.member_key, pledger=p.pledger)
+                for p in pledges
+                if p.live
+            }
             grants = {p.index: p.member_key for p in pledges if p.live}
             built = build_release(ctx, k, new_release_key(), shares, grants)
         keeper_times.append(clock.cpu)

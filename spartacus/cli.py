@@ -251,7 +251,7 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
     salt = secrets.token_bytes(32)
     address = factory.predict(signer.address, salt)  # sealed to the address before it exists
     ctx = CampaignContext(client.chain_id, address, keepers, t, config.scope)
-    envelope = seal(content, ctx, member.compressed)
+    envelope = seal(content, ctx, member.compressed, pledger=signer.address)
     campaign, result = factory.create(signer, config, salt, envelope, member.compressed)
     _emit(
         as_json,
@@ -301,7 +301,8 @@ def pledge(
             f"member key {member_key_file} is already in a live pledge of this campaign: use a new --member-key-file"
         )
     value = 0 if held else status.deposit
-    result = c.pledge(signer, seal(content, c.context(), member.compressed), member.compressed, value)
+    envelope = seal(content, c.context(), member.compressed, pledger=signer.address)
+    result = c.pledge(signer, envelope, member.compressed, value)
     [event] = result.events("Pledged")
     count = int(event.args["count"])
     revealed = bool(result.events("ThresholdReached"))

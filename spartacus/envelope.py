@@ -30,7 +30,7 @@ Encryption
 * ``k``: 32 random bytes; ``nonce``: 12 random bytes;
 * ``body = AES-256-GCM(k, nonce, padded, aad=header)``: ciphertext (bucket
   bytes) followed by the 16-byte tag;
-* ``header`` (the AAD, 123 bytes, never sent as such)::
+* ``header`` (the AAD, 143 bytes, never sent as such)::
 
       b"SPX" | 0x01                   4   magic and version
       chain id                        32  big-endian
@@ -39,11 +39,18 @@ Encryption
       n                               1   keepers
       t                               1   keeper threshold
       keccak256(K1 || ... || Kn)      32  keeper-set digest, 64-byte keys in order
+      pledger address                 20  the account that sends the pledge
 
 * ``k`` is split as two 16-byte halves with pycryptodome's
   ``Shamir.split(t, n, half)`` (GF(2^128)); keeper ``i`` (0-based) gets the
-  33-byte share ``(i+1) (1) | share of k[:16] (16) | share of k[16:] (16)``,
-  wrapped with ECIES (:func:`spartacus.keys.wrap`): 33 + 97 = 130 bytes.
+  33-byte share ``(i+1) (1) | share of k[:16] (16) | share of k[16:] (16)``;
+  what is wrapped to the keeper with ECIES (:func:`spartacus.keys.wrap`) is the
+  share followed by a 16-byte *binding*, ``keccak256(header)[:16]``:
+  49 + 97 = 146 bytes. A keeper releases a share only if the binding matches
+  the ``Pledged`` event it came in (chain, campaign, member key, sender), so a
+  copy of someone's envelope sent from another account (to get a withdrawn
+  pledge revealed after all) is never released: its content key is never
+  rebuilt.
 
 Wire format (the ``envelope`` bytes sent to ``Campaign.pledge``)
 -----------------------------------------------------------------
@@ -57,22 +64,23 @@ Wire format (the ``envelope`` bytes sent to ``Campaign.pledge``)
     38      12         nonce
     50      2          L = len(body), big-endian; L - 16 must be a bucket
     52      L          body (ciphertext | tag)
-    52+L    130 * n    wrapped shares, keeper 0 first
+    52+L    146 * n    wrapped shares, keeper 0 first
 
-Size: ``52 + bucket + 16 + 130 n``. A typical pledge (name, e-mail, a short
-message: < 508 bytes of JSON) with 3 keepers is ``52 + 528 + 390 = 970``
+Size: ``52 + bucket + 16 + 146 n``. A typical pledge (name, e-mail, a short
+message: < 508 bytes of JSON) with 3 keepers is ``52 + 528 + 438 = 1,018``
 bytes. The largest possible envelope (bucket 16384, n = 32) is
-``52 + 16400 + 4160 = 20,612`` bytes, under the contract's 24,576-byte cap, so
+``52 + 16400 + 4672 = 21,124`` bytes, under the contract's 24,576-byte cap, so
 all six buckets are kept.
 
-Chain id, campaign and member key are not in the wire bytes (the reader knows
-them from the campaign and the ``Pledged`` event) but are authenticated
-through the AAD: an envelope copied to another campaign, chain or member key
-does not open.
+Chain id, campaign, member key and sender are not in the wire bytes (the reader
+knows them from the campaign and the ``Pledged`` event) but are authenticated
+through the AAD and the keepers' binding: an envelope copied to another
+campaign, chain, member key or sender does not open.
 """
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 import re
@@ -128,6 +136,7 @@ __all__ = [
     "bucket_for",
     "envelope_size",
     "keeper_set_digest",
+    "address_bytes",
     "campaign_bytes",
     "header_aad",
     "check_context",
@@ -147,12 +156,13 @@ _LEN_PREFIX: Final = 4
 MAX_PAYLOAD_BYTES: Final = BUCKETS[-1] - _LEN_PREFIX
 MAX_KEEPERS: Final = 32
 SHARE_SIZE: Final = 1 + 16 + 16
-WRAPPED_SHARE_SIZE: Final = wrapped_size(SHARE_SIZE)  # 130
+BINDING_SIZE: Final = 16
+WRAPPED_SHARE_SIZE: Final = wrapped_size(SHARE_SIZE + BINDING_SIZE)  # 146
 NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
 KEY_SIZE: Final = 32
 HEADER_SIZE: Final = 4 + 1 + 1 + 32 + NONCE_SIZE + 2  # 52
-AAD_SIZE: Final = 4 + 32 + 20 + 33 + 1 + 1 + 32  # 123
+AAD_SIZE: Final = 4 + 32 + 20 + 33 + 1 + 1 + 32 + 20  # 143
 #: The ``Campaign`` contract refuses longer envelopes.
 CONTRACT_ENVELOPE_CAP: Final = 24_576
 
@@ -162,10 +172,10 @@ def envelope_size(n: int, bucket: int) -> int:
     return HEADER_SIZE + bucket + TAG_SIZE + n * WRAPPED_SHARE_SIZE
 
 
-#: The largest envelope this module can produce (bucket 16384, n = 32): 20,612 bytes.
+#: The largest envelope this module can produce (bucket 16384, n = 32): 21,124 bytes.
 MAX_ENVELOPE_BYTES: Final = envelope_size(MAX_KEEPERS, BUCKETS[-1])
 assert MAX_ENVELOPE_BYTES <= CONTRACT_ENVELOPE_CAP, "the largest bucket no longer fits the contract"
-assert WRAPPED_SHARE_SIZE == 130
+assert WRAPPED_SHARE_SIZE == 146
 
 # ------------------------------------------------------------------------------------------ payload
 
@@ -375,15 +385,20 @@ def keeper_set_digest(keepers: Sequence[bytes]) -> bytes:
     return _digest_cached(tuple(bytes(k) for k in keepers))
 
 
-def campaign_bytes(campaign: str) -> bytes:
-    """The 20 bytes of a campaign address given as ``0x`` + 40 hex digits."""
-    text = campaign[2:] if isinstance(campaign, str) and campaign[:2] in ("0x", "0X") else None
+def address_bytes(address: str, what: str = "address") -> bytes:
+    """The 20 bytes of an address given as ``0x`` + 40 hex digits."""
+    text = address[2:] if isinstance(address, str) and address[:2] in ("0x", "0X") else None
     if text is None or len(text) != 40:
-        raise InputError(f"campaign address {campaign!r} is not 0x followed by 40 hex digits")
+        raise InputError(f"{what} {address!r} is not 0x followed by 40 hex digits")
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise InputError(f"campaign address {campaign!r} is not 0x followed by 40 hex digits") from None
+        raise InputError(f"{what} {address!r} is not 0x followed by 40 hex digits") from None
+
+
+def campaign_bytes(campaign: str) -> bytes:
+    """The 20 bytes of a campaign address given as ``0x`` + 40 hex digits."""
+    return address_bytes(campaign, "campaign address")
 
 
 def _chain_id_bytes(chain_id: int) -> bytes:
@@ -411,8 +426,8 @@ def check_context(ctx: CampaignContext) -> None:
     _chain_id_bytes(ctx.chain_id)
 
 
-def header_aad(ctx: CampaignContext, member_key33: bytes, n: int, t: int, digest: bytes) -> bytes:
-    """The 123-byte header authenticated (not sent) with the body; see the module docstring."""
+def header_aad(ctx: CampaignContext, member_key33: bytes, n: int, t: int, digest: bytes, pledger: str) -> bytes:
+    """The 143-byte header authenticated (not sent) with the body; see the module docstring."""
     return b"".join(
         (
             _MAGIC_VERSION,
@@ -421,15 +436,21 @@ def header_aad(ctx: CampaignContext, member_key33: bytes, n: int, t: int, digest
             bytes(member_key33),
             bytes((n, t)),
             digest,
+            address_bytes(pledger, "pledger address"),
         )
     )
+
+
+def _binding(aad: bytes) -> bytes:
+    return keccak(aad)[:BINDING_SIZE]
 
 
 # ------------------------------------------------------------------------------------------ seal
 
 
-def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes) -> bytes:
-    """Seal a record for ``ctx``'s keepers, bound to the member key; returns the wire bytes."""
+def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes, *, pledger: str) -> bytes:
+    """Seal a record for ``ctx``'s keepers, bound to the member key and to ``pledger``, the
+    account that will send it; returns the wire bytes."""
     check_context(ctx)
     if not isinstance(member_key33, bytes) or len(member_key33) != 33:
         raise InputError("the member key must be a 33-byte compressed secp256k1 public key")
@@ -442,7 +463,8 @@ def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes) -> b
     key = get_random_bytes(KEY_SIZE)
     nonce = get_random_bytes(NONCE_SIZE)
     cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    cipher.update(header_aad(ctx, member_key33, n, t, digest))
+    aad = header_aad(ctx, member_key33, n, t, digest, pledger)
+    cipher.update(aad)
     ciphertext, tag = cipher.encrypt_and_digest(padded)
     body = ciphertext + tag
 
@@ -453,7 +475,7 @@ def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes) -> b
         (x_lo, y_lo), (x_hi, y_hi) = low[i], high[i]
         if not x_lo == x_hi == i + 1:  # pragma: no cover - pycryptodome numbers shares 1..n
             raise AssertionError("unexpected Shamir share numbering")
-        wrapped.append(wrap(keepers[i], bytes((i + 1,)) + y_lo + y_hi))
+        wrapped.append(wrap(keepers[i], bytes((i + 1,)) + y_lo + y_hi + _binding(aad)))
 
     out = b"".join((_MAGIC_VERSION, bytes((n, t)), digest, nonce, len(body).to_bytes(2, "big"), body, *wrapped))
     if len(out) != envelope_size(n, len(padded)):  # pragma: no cover
@@ -544,15 +566,23 @@ def share_index(share: bytes) -> int:
 
 
 def open_share(
-    parsed: ParsedEnvelope, keeper_index: int, keeper_privkey: PrivateKeyLike, ctx: CampaignContext
+    parsed: ParsedEnvelope,
+    keeper_index: int,
+    keeper_privkey: PrivateKeyLike,
+    ctx: CampaignContext,
+    *,
+    member_key33: bytes,
+    pledger: str,
 ) -> bytes:
-    """Keeper side: unwrap keeper ``keeper_index``'s 33-byte share of ``parsed``.
+    """Keeper side: unwrap keeper ``keeper_index``'s 33-byte share of ``parsed``, as it came in
+    the ``Pledged`` event with ``member_key33`` from ``pledger``.
 
     Raises :class:`EnvelopeError` if the envelope was sealed for another
     keeper set, :class:`InputError` if ``keeper_privkey`` is not keeper
     ``keeper_index``'s key (a configuration mistake, not a bad pledge), and
-    :class:`DecryptionError` if the wrapped share does not open or carries
-    another keeper's index.
+    :class:`DecryptionError` if the wrapped share does not open, carries
+    another keeper's index, or was sealed for another sender or member key
+    (a copy of someone else's pledge: never to be released).
     """
     _check_matches(parsed, ctx)
     if type(keeper_index) is not int or not 0 <= keeper_index < parsed.n:
@@ -563,9 +593,18 @@ def open_share(
             f"this key is not keeper #{keeper_index}'s key in the campaign's keeper set; "
             "check the key file and the keeper index"
         )
-    share = unwrap(keeper_privkey, parsed.wrapped_shares[keeper_index])
-    if len(share) != SHARE_SIZE or share[0] != keeper_index + 1:
+    plain = unwrap(keeper_privkey, parsed.wrapped_shares[keeper_index])
+    share, binding = plain[:SHARE_SIZE], plain[SHARE_SIZE:]
+    if len(plain) != SHARE_SIZE + BINDING_SIZE or share[0] != keeper_index + 1:
         raise DecryptionError(f"the share wrapped to keeper #{keeper_index} is not its share")
+    try:
+        aad = header_aad(ctx, member_key33, parsed.n, parsed.t, parsed.keeper_digest, pledger)
+    except (InputError, ValueError, TypeError) as exc:
+        raise DecryptionError("the pledge's member key or sender is malformed") from exc
+    if len(bytes(member_key33)) != 33 or not hmac.compare_digest(binding, _binding(aad)):
+        raise DecryptionError(
+            "this envelope was sealed for another sender or member key: a copy of someone's pledge, never released"
+        )
     return share
 
 
@@ -579,7 +618,7 @@ def _candidate_sets(by_index: Mapping[int, Sequence[bytes]], t: int) -> Iterable
 
 
 def open_with_shares(
-    parsed: ParsedEnvelope, shares: Iterable[bytes], ctx: CampaignContext, member_key33: bytes
+    parsed: ParsedEnvelope, shares: Iterable[bytes], ctx: CampaignContext, member_key33: bytes, *, pledger: str
 ) -> PledgeContent:
     """Member side: recombine ``k`` from ``t`` shares and decrypt the record.
 
@@ -602,7 +641,7 @@ def open_with_shares(
         raise DecryptionError(f"need {parsed.t} shares, got {len(by_index)}")
     if not isinstance(member_key33, bytes | bytearray) or len(member_key33) != 33:
         raise DecryptionError("the member key is not a 33-byte compressed public key")
-    aad = header_aad(ctx, bytes(member_key33), parsed.n, parsed.t, parsed.keeper_digest)
+    aad = header_aad(ctx, bytes(member_key33), parsed.n, parsed.t, parsed.keeper_digest, pledger)
     for candidate in itertools.islice(_candidate_sets(by_index, parsed.t), MAX_COMBINE_ATTEMPTS):
         key = Shamir.combine([(s[0], s[1:17]) for s in candidate], False) + Shamir.combine(
             [(s[0], s[17:33]) for s in candidate], False
@@ -614,4 +653,6 @@ def open_with_shares(
         except ValueError:
             continue
         return decode_content(unpad(padded))
-    raise DecryptionError("the shares do not open this envelope: wrong chain, campaign or member key, or bad shares")
+    raise DecryptionError(
+        "the shares do not open this envelope: wrong chain, campaign, member key or sender, or bad shares"
+    )

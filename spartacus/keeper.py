@@ -245,7 +245,9 @@ class Keeper:
             if pledge.index in shared or pledge.index in unreadable:
                 continue
             try:
-                shares[pledge.index] = open_share(parse(pledge.envelope), index, self.key, ctx)
+                shares[pledge.index] = open_share(
+                    parse(pledge.envelope), index, self.key, ctx, member_key33=pledge.member_key, pledger=pledge.pledger
+                )
             except (EnvelopeError, DecryptionError) as exc:
                 skipped.append((pledge.index, exc.message))
         grants = {p.index: p.member_key for p in live if p.index not in granted} if ctx.scope is Scope.MEMBERS else {}

@@ -148,7 +148,7 @@ def build_roster(
             )
             continue
         try:
-            content = open_with_shares(parsed, shares.values(), ctx, p.member_key)
+            content = open_with_shares(parsed, shares.values(), ctx, p.member_key, pledger=p.pledger)
         except (EnvelopeError, DecryptionError) as exc:
             roster.skipped.append(SkippedPledge(p.index, exc.message))
             continue

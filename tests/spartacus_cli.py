@@ -93,7 +93,7 @@ def quick_pledge(client: Any, campaign: str, name: str) -> tuple[Any, int]:
     account, member = KeyPair.generate(), KeyPair.generate()
     fund(client, account.address)
     content = PledgeContent(name=name, contact={"email": f"{name.lower().replace(' ', '.')}@example.org"})
-    result = c.pledge(KeySigner(account.secret_bytes()), seal(content, c.context(), member.compressed),
+    result = c.pledge(KeySigner(account.secret_bytes()), seal(content, c.context(), member.compressed, pledger=account.address),
                       member.compressed, c.status().deposit)  # fmt: skip
     return member, int(result.events("Pledged")[0].args["index"])
 

@@ -82,9 +82,9 @@ def test_one_keeper_alone_cannot_open_any_pledge(stack: Any) -> None:
         key = load_key_file(cli.cwd / f"keeper{i}.key", KIND_KEEPER)
         index = ctx.keepers.index(key.public_key)
         for p in c.pledges():
-            share = open_share(parse(p.envelope), index, key, ctx)
+            share = open_share(parse(p.envelope), index, key, ctx, member_key33=p.member_key, pledger=p.pledger)
             with pytest.raises(Exception) as excinfo:
-                open_with_shares(parse(p.envelope), [share], ctx, p.member_key)
+                open_with_shares(parse(p.envelope), [share], ctx, p.member_key, pledger=p.pledger)
             assert "share" in str(excinfo.value)
     # And after one keeper's release, a member holds one share per pledge: not enough.
     keeper_run(cli, 1)

@@ -42,6 +42,7 @@ from spartacus.types import CampaignContext
 # A pool of keeper keys, generated once: examples stay fast.
 KEEPERS = [KeyPair.generate() for _ in range(32)]
 MEMBER = KeyPair.generate()
+PLEDGER = "0x" + "ab" * 20  # the account that sends the pledge
 CAMPAIGN = "0x" + "ab" * 20
 FAILURES = (EnvelopeError, DecryptionError)
 
@@ -56,13 +57,16 @@ def make_ctx(n: int = 3, t: int = 2, *, chain_id: int = 31337, campaign: str = C
 
 
 def all_shares(parsed: ParsedEnvelope, ctx: CampaignContext) -> list[bytes]:
-    return [open_share(parsed, i, KEEPERS[i], ctx) for i in range(len(ctx.keepers))]
+    return [
+        open_share(parsed, i, KEEPERS[i], ctx, member_key33=MEMBER.compressed, pledger=PLEDGER)
+        for i in range(len(ctx.keepers))
+    ]
 
 
 def read_strictly(envelope: bytes, ctx: CampaignContext, member_key: bytes) -> PledgeContent:
     """Parse, have every keeper open its share, combine all of them."""
     parsed = parse(envelope)
-    return open_with_shares(parsed, all_shares(parsed, ctx), ctx, member_key)
+    return open_with_shares(parsed, all_shares(parsed, ctx), ctx, member_key, pledger=PLEDGER)
 
 
 CONTENT = PledgeContent(
@@ -71,7 +75,7 @@ CONTENT = PledgeContent(
     message="Count me in.",
 )
 CTX = make_ctx()
-ENVELOPE = seal(CONTENT, CTX, MEMBER.compressed)
+ENVELOPE = seal(CONTENT, CTX, MEMBER.compressed, pledger=PLEDGER)
 
 # ------------------------------------------------------------------------------------------ strategies
 
@@ -110,31 +114,31 @@ def thresholds(draw: st.DrawFn, max_n: int = 7) -> tuple[int, int]:
 def test_round_trip_with_any_t_shares(content: PledgeContent, nt: tuple[int, int], data: st.DataObject) -> None:
     n, t = nt
     ctx = make_ctx(n, t)
-    envelope = seal(content, ctx, MEMBER.compressed)
+    envelope = seal(content, ctx, MEMBER.compressed, pledger=PLEDGER)
     parsed = parse(envelope)
     assert (parsed.n, parsed.t) == (n, t)
     assert len(envelope) == envelope_size(n, parsed.bucket)
     chosen = data.draw(st.permutations(range(n)))[:t]
-    shares = [open_share(parsed, i, KEEPERS[i], ctx) for i in chosen]
-    assert open_with_shares(parsed, shares, ctx, MEMBER.compressed) == content
+    shares = [open_share(parsed, i, KEEPERS[i], ctx, member_key33=MEMBER.compressed, pledger=PLEDGER) for i in chosen]
+    assert open_with_shares(parsed, shares, ctx, MEMBER.compressed, pledger=PLEDGER) == content
 
 
 def test_content_is_normalised_and_survives() -> None:
     content = PledgeContent(name="  Zoë  ", contact={"email": " z@example.org "})
     assert content.name == "Zoë" and content.contact == {"email": "z@example.org"}
-    assert read_strictly(seal(content, CTX, MEMBER.compressed), CTX, MEMBER.compressed) == content
+    assert read_strictly(seal(content, CTX, MEMBER.compressed, pledger=PLEDGER), CTX, MEMBER.compressed) == content
 
 
 @pytest.mark.parametrize("n,t", [(1, 1), (3, 1), (3, 3), (5, 3), (6, 4)])
 def test_every_t_subset_opens_and_every_smaller_one_fails(n: int, t: int) -> None:
     ctx = make_ctx(n, t)
-    parsed = parse(seal(CONTENT, ctx, MEMBER.compressed))
+    parsed = parse(seal(CONTENT, ctx, MEMBER.compressed, pledger=PLEDGER))
     shares = all_shares(parsed, ctx)
     for subset in itertools.combinations(shares, t):
-        assert open_with_shares(parsed, list(subset), ctx, MEMBER.compressed) == CONTENT
+        assert open_with_shares(parsed, list(subset), ctx, MEMBER.compressed, pledger=PLEDGER) == CONTENT
     for subset in itertools.combinations(shares, t - 1):
         with pytest.raises(DecryptionError, match=f"need {t} shares, got {t - 1}"):
-            open_with_shares(parsed, list(subset), ctx, MEMBER.compressed)
+            open_with_shares(parsed, list(subset), ctx, MEMBER.compressed, pledger=PLEDGER)
 
 
 @settings(max_examples=25, deadline=None)
@@ -143,32 +147,34 @@ def test_t_minus_1_shares_plus_a_forged_one_do_not_open(nt: tuple[int, int], dat
     """P1: t-1 real shares carry no information; a forged t-th share does not help."""
     n, t = nt
     ctx = make_ctx(n, t)
-    parsed = parse(seal(CONTENT, ctx, MEMBER.compressed))
+    parsed = parse(seal(CONTENT, ctx, MEMBER.compressed, pledger=PLEDGER))
     order = data.draw(st.permutations(range(n)))
-    real = [open_share(parsed, i, KEEPERS[i], ctx) for i in order[: t - 1]]
+    real = [
+        open_share(parsed, i, KEEPERS[i], ctx, member_key33=MEMBER.compressed, pledger=PLEDGER) for i in order[: t - 1]
+    ]
     with pytest.raises(DecryptionError, match=f"need {t} shares, got {t - 1}"):
-        open_with_shares(parsed, real, ctx, MEMBER.compressed)
+        open_with_shares(parsed, real, ctx, MEMBER.compressed, pledger=PLEDGER)
     forged_index = order[t - 1] + 1
     forged = bytes([forged_index]) + data.draw(st.binary(min_size=32, max_size=32))
     with pytest.raises(DecryptionError):
-        open_with_shares(parsed, [*real, forged], ctx, MEMBER.compressed)
+        open_with_shares(parsed, [*real, forged], ctx, MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_duplicate_shares_count_once() -> None:
     parsed = parse(ENVELOPE)
-    share = open_share(parsed, 0, KEEPERS[0], CTX)
+    share = open_share(parsed, 0, KEEPERS[0], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
     with pytest.raises(DecryptionError, match="need 2 shares, got 1"):
-        open_with_shares(parsed, [share, share, share], CTX, MEMBER.compressed)
+        open_with_shares(parsed, [share, share, share], CTX, MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_a_bad_share_does_not_block_good_ones() -> None:
     parsed = parse(ENVELOPE)
     good = all_shares(parsed, CTX)
     bad = bytes([1]) + bytes(32)  # claims to be keeper 0's
-    assert open_with_shares(parsed, [bad, good[1], good[2]], CTX, MEMBER.compressed) == CONTENT
-    assert open_with_shares(parsed, [bad, good[0], good[1]], CTX, MEMBER.compressed) == CONTENT
+    assert open_with_shares(parsed, [bad, good[1], good[2]], CTX, MEMBER.compressed, pledger=PLEDGER) == CONTENT
+    assert open_with_shares(parsed, [bad, good[0], good[1]], CTX, MEMBER.compressed, pledger=PLEDGER) == CONTENT
     with pytest.raises(DecryptionError, match="do not open"):
-        open_with_shares(parsed, [bad, good[1]], CTX, MEMBER.compressed)
+        open_with_shares(parsed, [bad, good[1]], CTX, MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_malformed_shares_are_ignored() -> None:
@@ -176,12 +182,12 @@ def test_malformed_shares_are_ignored() -> None:
     good = all_shares(parsed, CTX)
     junk = [b"", b"\x00" * 33, b"\x09" + b"\x00" * 32, good[0][:20], "text"]
     with pytest.raises(DecryptionError, match="need 2 shares, got 1"):
-        open_with_shares(parsed, [*junk, good[0]], CTX, MEMBER.compressed)  # type: ignore[list-item]
-    assert open_with_shares(parsed, [*junk, good[2], good[0]], CTX, MEMBER.compressed) == CONTENT  # type: ignore[list-item]
+        open_with_shares(parsed, [*junk, good[0]], CTX, MEMBER.compressed, pledger=PLEDGER)  # type: ignore[list-item]
+    assert open_with_shares(parsed, [*junk, good[2], good[0]], CTX, MEMBER.compressed, pledger=PLEDGER) == CONTENT  # type: ignore[list-item]
 
 
 def test_sealing_is_randomised_and_hides_the_plaintext() -> None:
-    again = seal(CONTENT, CTX, MEMBER.compressed)
+    again = seal(CONTENT, CTX, MEMBER.compressed, pledger=PLEDGER)
     assert again != ENVELOPE and len(again) == len(ENVELOPE)
     for secret in (CONTENT.name.encode(), b"ana@example.org", b"Count me in"):
         assert secret not in ENVELOPE
@@ -196,10 +202,10 @@ def test_wrong_chain_campaign_or_member_key_fails_authentication() -> None:
     shares = all_shares(parsed, CTX)
     for other in (make_ctx(chain_id=1), make_ctx(campaign="0x" + "ac" * 20)):
         with pytest.raises(DecryptionError):
-            open_with_shares(parsed, shares, other, MEMBER.compressed)
+            open_with_shares(parsed, shares, other, MEMBER.compressed, pledger=PLEDGER)
     with pytest.raises(DecryptionError):
-        open_with_shares(parsed, shares, CTX, KeyPair.generate().compressed)
-    assert open_with_shares(parsed, shares, CTX, MEMBER.compressed) == CONTENT
+        open_with_shares(parsed, shares, CTX, KeyPair.generate().compressed, pledger=PLEDGER)
+    assert open_with_shares(parsed, shares, CTX, MEMBER.compressed, pledger=PLEDGER) == CONTENT
 
 
 def test_other_keeper_set_or_threshold_is_an_envelope_error() -> None:
@@ -208,9 +214,9 @@ def test_other_keeper_set_or_threshold_is_an_envelope_error() -> None:
     swapped = CampaignContext(CTX.chain_id, CTX.campaign, (CTX.keepers[1], CTX.keepers[0], CTX.keepers[2]), 2)
     for other in (make_ctx(3, 3), make_ctx(4, 2), swapped):
         with pytest.raises(EnvelopeError):
-            open_with_shares(parsed, shares, other, MEMBER.compressed)
+            open_with_shares(parsed, shares, other, MEMBER.compressed, pledger=PLEDGER)
         with pytest.raises(EnvelopeError):
-            open_share(parsed, 0, KEEPERS[0], other)
+            open_share(parsed, 0, KEEPERS[0], other, member_key33=MEMBER.compressed, pledger=PLEDGER)
 
 
 # ------------------------------------------------------------------------------------------ keeper side
@@ -219,38 +225,60 @@ def test_other_keeper_set_or_threshold_is_an_envelope_error() -> None:
 def test_wrong_keeper_key_is_refused() -> None:
     parsed = parse(ENVELOPE)
     with pytest.raises(InputError, match="not keeper #0"):
-        open_share(parsed, 0, KeyPair.generate(), CTX)
+        open_share(parsed, 0, KeyPair.generate(), CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
     with pytest.raises(InputError, match="not keeper #1"):
-        open_share(parsed, 1, KEEPERS[0], CTX)  # keeper 0's key used as keeper 1
+        open_share(
+            parsed, 1, KEEPERS[0], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER
+        )  # keeper 0's key used as keeper 1
     with pytest.raises(InputError):
-        open_share(parsed, 3, KEEPERS[0], CTX)
+        open_share(parsed, 3, KEEPERS[0], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_wrapped_share_of_another_keeper_is_refused() -> None:
     """Keeper 0's slot holds keeper 1's share (wrapped to keeper 0): the index byte betrays it."""
     parsed = parse(ENVELOPE)
-    share1 = open_share(parsed, 1, KEEPERS[1], CTX)
+    share1 = open_share(parsed, 1, KEEPERS[1], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
     forged = bytearray(ENVELOPE)
     start = HEADER_SIZE + len(parsed.body)
-    forged[start : start + WRAPPED_SHARE_SIZE] = wrap(KEEPERS[0].public_key, share1)
+    forged[start : start + WRAPPED_SHARE_SIZE] = wrap(KEEPERS[0].public_key, share1 + bytes(16))
     with pytest.raises(DecryptionError, match="not its share"):
-        open_share(parse(bytes(forged)), 0, KEEPERS[0], CTX)
+        open_share(parse(bytes(forged)), 0, KEEPERS[0], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
+
+
+def test_a_copy_sent_by_another_account_is_never_released() -> None:
+    """Replaying someone's envelope and member key from another account (say, to get a
+    withdrawn pledge revealed after all): keepers refuse to open their share of it, and the
+    record does not open under the copier's address either."""
+    parsed = parse(ENVELOPE)
+    copier = "0x" + "cd" * 20
+    for i in range(3):
+        with pytest.raises(DecryptionError, match="copy"):
+            open_share(parsed, i, KEEPERS[i], CTX, member_key33=MEMBER.compressed, pledger=copier)
+        with pytest.raises(DecryptionError, match="copy"):  # the same sender, another member key
+            open_share(parsed, i, KEEPERS[i], CTX, member_key33=KeyPair.generate().compressed, pledger=PLEDGER)
+    shares = [open_share(parsed, i, KEEPERS[i], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER) for i in range(2)]
+    with pytest.raises(DecryptionError):
+        open_with_shares(parsed, shares, CTX, MEMBER.compressed, pledger=copier)
+    assert open_with_shares(parsed, shares, CTX, MEMBER.compressed, pledger=PLEDGER) == CONTENT
 
 
 def test_tampered_wrapped_share_fails() -> None:
     parsed = parse(ENVELOPE)
     start = HEADER_SIZE + len(parsed.body)
-    for offset in (0, 40, 70, 90, 120, 129):
+    for offset in (0, 40, 70, 90, 120, 145):
         forged = bytearray(ENVELOPE)
         forged[start + offset] ^= 0x10
         with pytest.raises(DecryptionError):
-            open_share(parse(bytes(forged)), 0, KEEPERS[0], CTX)
+            open_share(parse(bytes(forged)), 0, KEEPERS[0], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_keeper_accepts_any_private_key_flavour() -> None:
     parsed = parse(ENVELOPE)
-    expected = open_share(parsed, 2, KEEPERS[2], CTX)
-    assert open_share(parsed, 2, KEEPERS[2].secret_bytes(), CTX) == expected
+    expected = open_share(parsed, 2, KEEPERS[2], CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
+    assert (
+        open_share(parsed, 2, KEEPERS[2].secret_bytes(), CTX, member_key33=MEMBER.compressed, pledger=PLEDGER)
+        == expected
+    )
 
 
 # ------------------------------------------------------------------------------------------ tampering
@@ -351,10 +379,10 @@ def test_ciphertext_length_is_constant_within_a_bucket() -> None:
     fill = 508 - _payload_len(with_message(0))  # 4 + 508 = the 512-byte bucket, exactly
     long = with_message(fill)
     assert _payload_len(short) < 100 and _payload_len(long) == 508
-    a, b = seal(short, CTX, MEMBER.compressed), seal(long, CTX, MEMBER.compressed)
-    assert len(a) == len(b) == envelope_size(3, 512) == 970
+    a, b = seal(short, CTX, MEMBER.compressed, pledger=PLEDGER), seal(long, CTX, MEMBER.compressed, pledger=PLEDGER)
+    assert len(a) == len(b) == envelope_size(3, 512) == 1018
     assert len(parse(a).body) == len(parse(b).body) == 512 + 16
-    bigger = seal(with_message(fill + 1), CTX, MEMBER.compressed)  # one byte more: next bucket
+    bigger = seal(with_message(fill + 1), CTX, MEMBER.compressed, pledger=PLEDGER)  # one byte more: next bucket
     assert len(bigger) == envelope_size(3, 1024) == len(a) + 512
 
 
@@ -384,27 +412,29 @@ def test_oversized_payload_is_refused_with_the_limit() -> None:
         pad(bytes(MAX_PAYLOAD_BYTES + 1))
     huge = PledgeContent(name="Organizer", instructions="é" * 8200)  # 16,400 bytes of UTF-8
     with pytest.raises(InputError, match="16380"):
-        seal(huge, CTX, MEMBER.compressed)
+        seal(huge, CTX, MEMBER.compressed, pledger=PLEDGER)
 
 
 def test_largest_envelope_fits_the_contract_cap() -> None:
-    assert MAX_ENVELOPE_BYTES == 52 + 16384 + 16 + 32 * 130 == 20_612
+    assert MAX_ENVELOPE_BYTES == 52 + 16384 + 16 + 32 * 146 == 21_124
     assert MAX_ENVELOPE_BYTES <= CONTRACT_ENVELOPE_CAP == 24_576
     content = PledgeContent(name="Organizer", instructions="é" * 8000 + "x" * 300)
     assert 8188 < _payload_len(content) <= MAX_PAYLOAD_BYTES
     ctx = make_ctx(32, 17)
-    envelope = seal(content, ctx, MEMBER.compressed)
+    envelope = seal(content, ctx, MEMBER.compressed, pledger=PLEDGER)
     assert len(envelope) == MAX_ENVELOPE_BYTES
     parsed = parse(envelope)
     assert all(len(w) == WRAPPED_SHARE_SIZE for w in parsed.wrapped_shares)
-    shares = [open_share(parsed, i, KEEPERS[i], ctx) for i in range(15, 32)]
-    assert open_with_shares(parsed, shares, ctx, MEMBER.compressed) == content
+    shares = [
+        open_share(parsed, i, KEEPERS[i], ctx, member_key33=MEMBER.compressed, pledger=PLEDGER) for i in range(15, 32)
+    ]
+    assert open_with_shares(parsed, shares, ctx, MEMBER.compressed, pledger=PLEDGER) == content
 
 
 def test_wrapped_shares_have_constant_length() -> None:
     for _ in range(5):
-        parsed = parse(seal(CONTENT, CTX, MEMBER.compressed))
-        assert {len(w) for w in parsed.wrapped_shares} == {130}
+        parsed = parse(seal(CONTENT, CTX, MEMBER.compressed, pledger=PLEDGER))
+        assert {len(w) for w in parsed.wrapped_shares} == {146}
 
 
 # ------------------------------------------------------------------------------------------ content rules
@@ -500,6 +530,7 @@ def test_authenticated_but_malformed_record_is_an_envelope_error() -> None:
     # Build an envelope by hand around a non-canonical payload, with the real primitives.
     from Crypto.Cipher import AES
     from Crypto.Protocol.SecretSharing import Shamir
+    from eth_utils.crypto import keccak
 
     from spartacus.envelope import header_aad, keeper_set_digest
 
@@ -507,10 +538,12 @@ def test_authenticated_but_malformed_record_is_an_envelope_error() -> None:
     nonce = bytes(12)
     digest = keeper_set_digest(ctx.keepers)
     cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=16)
-    cipher.update(header_aad(ctx, MEMBER.compressed, 3, 2, digest))
+    aad = header_aad(ctx, MEMBER.compressed, 3, 2, digest, PLEDGER)
+    cipher.update(aad)
     ct, tag = cipher.encrypt_and_digest(pad(json.dumps({"hello": "world"}).encode()))
     lo, hi = Shamir.split(2, 3, key[:16], False), Shamir.split(2, 3, key[16:], False)
-    wrapped = [wrap(ctx.keepers[i], bytes([i + 1]) + lo[i][1] + hi[i][1]) for i in range(3)]
+    binding = keccak(aad)[:16]
+    wrapped = [wrap(ctx.keepers[i], bytes([i + 1]) + lo[i][1] + hi[i][1] + binding) for i in range(3)]
     body = ct + tag
     envelope = b"SPX\x01" + bytes([3, 2]) + digest + nonce + len(body).to_bytes(2, "big") + body + b"".join(wrapped)
     with pytest.raises(EnvelopeError, match="missing or unknown fields"):
@@ -542,13 +575,13 @@ def test_authenticated_but_malformed_record_is_an_envelope_error() -> None:
 )
 def test_seal_refuses_bad_context(ctx: CampaignContext, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        seal(CONTENT, ctx, MEMBER.compressed)
+        seal(CONTENT, ctx, MEMBER.compressed, pledger=PLEDGER)
 
 
 @pytest.mark.parametrize("member_key", [b"", MEMBER.public_key, b"\x02" + b"\xff" * 32, b"\x05" * 33])
 def test_seal_refuses_bad_member_key(member_key: bytes) -> None:
     with pytest.raises(InputError):
-        seal(CONTENT, CTX, member_key)
+        seal(CONTENT, CTX, member_key, pledger=PLEDGER)
 
 
 def test_random_subsets_stress() -> None:
@@ -559,7 +592,9 @@ def test_random_subsets_stress() -> None:
         t = rng.randint(1, n)
         ctx = make_ctx(n, t)
         member = KeyPair.generate()
-        parsed = parse(seal(CONTENT, ctx, member.compressed))
+        parsed = parse(seal(CONTENT, ctx, member.compressed, pledger=PLEDGER))
         chosen = rng.sample(range(n), t)
-        shares = [open_share(parsed, i, KEEPERS[i], ctx) for i in chosen]
-        assert open_with_shares(parsed, shares, ctx, member.compressed) == CONTENT
+        shares = [
+            open_share(parsed, i, KEEPERS[i], ctx, member_key33=member.compressed, pledger=PLEDGER) for i in chosen
+        ]
+        assert open_with_shares(parsed, shares, ctx, member.compressed, pledger=PLEDGER) == CONTENT

@@ -25,6 +25,7 @@ hostile_pledge = st.one_of(
     st.tuples(st.just("other-campaign"), st.none()),
     st.tuples(st.just("bad-member-key"), st.binary(min_size=33, max_size=33)),
     st.tuples(st.just("fake-instructions"), st.none()),
+    st.tuples(st.just("replay"), st.none()),
 )
 hostile_release = st.one_of(
     st.binary(max_size=600).map(lambda b: b"SPR\x01" + b),
@@ -38,6 +39,7 @@ hostile_release = st.one_of(
 def _hostile(world, kind, index: int) -> PledgeRecord:  # type: ignore[no-untyped-def]
     base = world.pledge(2)
     member = KeyPair.generate()
+    pledger = "0x" + secrets.token_hex(20)
     tag, arg = kind[0], kind[1:]
     envelope, member_key = base.envelope, member.compressed
     if tag == "random":
@@ -49,13 +51,17 @@ def _hostile(world, kind, index: int) -> PledgeRecord:  # type: ignore[no-untype
         envelope = envelope[: arg[0] % len(envelope)]
     elif tag == "other-campaign":
         other = CampaignContext(1, "0x" + "ee" * 20, world.ctx.keepers, world.ctx.keeper_threshold)
-        envelope = seal(PledgeContent(name="Mallory"), other, member.compressed)
+        envelope = seal(PledgeContent(name="Mallory"), other, member.compressed, pledger=pledger)
     elif tag == "bad-member-key":
         member_key = arg[0]
-        envelope = seal(PledgeContent(name="Keyless"), world.ctx, member.compressed)
+        envelope = seal(PledgeContent(name="Keyless"), world.ctx, member.compressed, pledger=pledger)
+    elif tag == "replay":  # someone else's pledge, bytes and member key, from another account
+        member_key = base.member_key
     elif tag == "fake-instructions":
-        envelope = seal(PledgeContent(name="Mallory", instructions="Go home."), world.ctx, member.compressed)
-    return replace(base, index=index, pledger="0x" + secrets.token_hex(20), envelope=envelope, member_key=member_key)
+        envelope = seal(
+            PledgeContent(name="Mallory", instructions="Go home."), world.ctx, member.compressed, pledger=pledger
+        )
+    return replace(base, index=index, pledger=pledger, envelope=envelope, member_key=member_key)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

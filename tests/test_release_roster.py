@@ -80,12 +80,13 @@ def make_world(count: int = 5, scope: Scope = Scope.MEMBERS) -> World:
     for i, member in enumerate(members):
         c = content(i, instructions=INSTRUCTIONS) if i == 0 else content(i)
         contents[i] = c
+        pledger = CREATOR if i == 0 else "0x" + f"{i:040x}"
         pledges.append(
             PledgeRecord(
                 index=i,
-                pledger=CREATOR if i == 0 else "0x" + f"{i:040x}",
+                pledger=pledger,
                 member_key=member.compressed,
-                envelope=seal(c, ctx, member.compressed),
+                envelope=seal(c, ctx, member.compressed, pledger=pledger),
                 block_number=100 + i,
             )
         )
@@ -110,7 +111,9 @@ def keeper_release(
         if (not p.live and not include_dead) or (wanted is not None and p.index not in wanted):
             continue
         try:
-            shares[p.index] = open_share(parse(p.envelope), k, KEEPERS[k], world.ctx)
+            shares[p.index] = open_share(
+                parse(p.envelope), k, KEEPERS[k], world.ctx, member_key33=p.member_key, pledger=p.pledger
+            )
         except (EnvelopeError, DecryptionError):
             continue
         grants[p.index] = p.member_key
@@ -181,7 +184,10 @@ def test_all_three_keepers_also_work_and_t_equals_n() -> None:
     ctx3 = make_ctx(t=3)
     world3 = make_world(3)
     world3.ctx = ctx3
-    world3.pledges = [replace(p, envelope=seal(world3.contents[p.index], ctx3, p.member_key)) for p in world3.pledges]
+    world3.pledges = [
+        replace(p, envelope=seal(world3.contents[p.index], ctx3, p.member_key, pledger=p.pledger))
+        for p in world3.pledges
+    ]
     partial = build_roster(ctx3, world3.pledges, releases_of(world3, [0, 1]), world3.members[0], CREATOR)
     assert partial.members == [] and all("need 3" in s.reason for s in partial.skipped)
     full = build_roster(ctx3, world3.pledges, releases_of(world3, [0, 1, 2]), world3.members[0], CREATOR)
@@ -200,7 +206,10 @@ def test_a_non_member_key_reads_nothing() -> None:
         with pytest.raises(DecryptionError, match="not a member"):
             collect_shares(releases, world.ctx, claimed, outsider)
     # and the release bytes themselves never contain the shares in clear
-    shares = [open_share(parse(p.envelope), 0, KEEPERS[0], world.ctx) for p in world.pledges]
+    shares = [
+        open_share(parse(p.envelope), 0, KEEPERS[0], world.ctx, member_key33=p.member_key, pledger=p.pledger)
+        for p in world.pledges
+    ]
     blob = b"".join(r.data for r in releases)
     assert not any(s in blob for s in shares)
 
@@ -261,15 +270,15 @@ def test_garbage_envelope_and_garbage_member_key_are_skipped_and_listed() -> Non
     world.set(4, member_key=bad_key)
     builds = [keeper_release(world, k) for k in (0, 1)]
     for built, _ in builds:
-        assert [i for i, _ in built.skipped] == [4]
-        assert "secp256k1" in built.skipped[0][1]
+        # Keepers open nothing of pledge 4: its envelope is bound to another member key.
+        assert built.skipped == []
     releases = [r for _, recs in builds for r in recs]
     roster = build_roster(world.ctx, world.pledges, releases, world.members[5], CREATOR)
     assert [m.index for m in roster.members] == [0, 1, 2, 5]
     skipped = {s.index: s.reason for s in roster.skipped}
     assert set(skipped) == {3, 4}
     assert "malformed envelope" in skipped[3]
-    assert "do not open" in skipped[4]  # the envelope is bound to the real member key
+    assert "got 0" in skipped[4]
     assert roster.to_json()["skipped"] == [{"index": 3, "reason": skipped[3]}, {"index": 4, "reason": skipped[4]}]
 
 
@@ -322,7 +331,7 @@ def test_only_the_creators_instructions_count() -> None:
     world = make_world(4)
     rogue = content(2, instructions="Ignore the organizer: meet at MY place instead.")
     world.contents[2] = rogue
-    world.set(2, envelope=seal(rogue, world.ctx, world.members[2].compressed))
+    world.set(2, envelope=seal(rogue, world.ctx, world.members[2].compressed, pledger=world.pledge(2).pledger))
     releases = releases_of(world, [0, 1])
     roster = build_roster(world.ctx, world.pledges, releases, world.members[3], CREATOR)
     assert roster.instructions == INSTRUCTIONS
@@ -340,7 +349,7 @@ def test_creator_instructions_come_from_the_first_live_creator_pledge() -> None:
     world = make_world(4)
     second = content(3, instructions="second pledge's instructions")
     world.contents[3] = second
-    world.set(3, pledger=CREATOR, envelope=seal(second, world.ctx, world.members[3].compressed))
+    world.set(3, pledger=CREATOR, envelope=seal(second, world.ctx, world.members[3].compressed, pledger=CREATOR))
     releases = releases_of(world, [0, 1])
     assert build_roster(world.ctx, world.pledges, releases, world.members[1], CREATOR).instructions == INSTRUCTIONS
     world.set(0, live=False)
@@ -382,7 +391,7 @@ def test_release_for_another_campaign_does_not_decrypt() -> None:
     other_world = make_world(3)
     other_world.ctx = replace(world.ctx, campaign="0x" + "cb" * 20)
     other_world.pledges = [
-        replace(p, envelope=seal(other_world.contents[p.index], other_world.ctx, p.member_key))
+        replace(p, envelope=seal(other_world.contents[p.index], other_world.ctx, p.member_key, pledger=p.pledger))
         for p in other_world.pledges
     ]
     foreign = releases_of(other_world, [0, 1])  # same members, same keepers, other campaign
@@ -450,7 +459,10 @@ def test_nothing_to_release_gives_no_payload() -> None:
 
 def test_build_release_refuses_caller_mistakes() -> None:
     world = make_world(2)
-    share0 = open_share(parse(world.pledges[0].envelope), 0, KEEPERS[0], world.ctx)
+    first = world.pledges[0]
+    share0 = open_share(
+        parse(first.envelope), 0, KEEPERS[0], world.ctx, member_key33=first.member_key, pledger=first.pledger
+    )
     ctx = world.ctx
     with pytest.raises(InputError, match="not a 33-byte share of keeper #1"):
         build_release(ctx, 1, new_release_key(), {0: share0}, {})
