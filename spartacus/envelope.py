@@ -91,6 +91,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from Crypto.Cipher import AES
+from Crypto.Protocol import SecretSharing
 from Crypto.Protocol.SecretSharing import Shamir
 from Crypto.Random import get_random_bytes
 from eth_utils.crypto import keccak
@@ -608,6 +609,77 @@ def open_share(
     return share
 
 
+#: pycryptodome's GF(2^128) element, the arithmetic behind its ``Shamir`` (typed loosely: no stubs).
+_Element: Any = SecretSharing._Element
+_IRREDUCIBLE: Final = 1 + 2 + 4 + 128 + 2**128  # x^128 + x^7 + x^2 + x + 1, as pycryptodome's
+
+
+class _TimesConstant:
+    """Multiplication by one fixed element of pycryptodome's GF(2^128), by table lookup.
+
+    Multiplying by a constant is linear over GF(2), so ``c * y`` is the XOR of ``c * (byte k of
+    y, in place)`` over y's 16 bytes: 16 lookups in tables built once (4,096 entries) instead of
+    pycryptodome's 128-step loop (250 us a product). Lookups depend on ``y``, so this is not
+    constant-time: it only ever handles shares that keepers published to every member.
+    """
+
+    def __init__(self, constant: int) -> None:
+        powers = [constant]  # constant * x^i for i in 0..127
+        for _ in range(127):
+            v = powers[-1] << 1
+            powers.append(v ^ _IRREDUCIBLE if v >> 128 else v)
+        self.tables: list[list[int]] = []
+        for k in range(16):
+            table = [0] * 256
+            for v in range(1, 256):
+                low = v & -v
+                table[v] = table[v ^ low] ^ powers[8 * k + low.bit_length() - 1]
+            self.tables.append(table)
+
+    def __call__(self, y: int) -> int:
+        out = 0
+        for table in self.tables:
+            out ^= table[y & 0xFF]
+            y >>= 8
+        return out
+
+
+@lru_cache(maxsize=256)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[_TimesConstant, ...]:
+    """Multipliers by the Lagrange coefficients at x = 0 for the share indices ``xs``.
+
+    They depend only on which keepers' shares are combined, so a member reading N pledges
+    released by the same ``t`` keepers computes them (and their costly inverses) once, not N
+    times as ``Shamir.combine`` does. Addition is XOR in GF(2^n): ``x_j - x_m`` is ``x_j + x_m``.
+    """
+    elements = [_Element(x) for x in xs]
+    multipliers = []
+    for j, x_j in enumerate(elements):
+        numerator, denominator = _Element(1), _Element(1)
+        for m, x_m in enumerate(elements):
+            if m != j:
+                numerator *= x_m
+                denominator *= x_j + x_m
+        multipliers.append(_TimesConstant(int(numerator * denominator.inverse())))
+    return tuple(multipliers)
+
+
+def combine_key(shares: Sequence[bytes]) -> bytes:
+    """The 32-byte content key from ``t`` 33-byte shares with distinct indices: the same result
+    as ``Shamir.combine`` on each 16-byte half (checked by the tests), about 50 times faster."""
+    xs = tuple(share[0] for share in shares)
+    if len(set(xs)) != len(xs):
+        raise DecryptionError("duplicate share indices")
+    multipliers = _lagrange_at_zero(xs)
+    key = b""
+    for lo, hi in ((1, 17), (17, 33)):
+        total = 0
+        for share, times in zip(shares, multipliers, strict=True):
+            total ^= times(int.from_bytes(share[lo:hi], "big"))
+        key += total.to_bytes(16, "big")
+    return key
+
+
 #: At most this many share combinations are tried when some shares are bad.
 MAX_COMBINE_ATTEMPTS: Final = 64
 
@@ -643,9 +715,7 @@ def open_with_shares(
         raise DecryptionError("the member key is not a 33-byte compressed public key")
     aad = header_aad(ctx, bytes(member_key33), parsed.n, parsed.t, parsed.keeper_digest, pledger)
     for candidate in itertools.islice(_candidate_sets(by_index, parsed.t), MAX_COMBINE_ATTEMPTS):
-        key = Shamir.combine([(s[0], s[1:17]) for s in candidate], False) + Shamir.combine(
-            [(s[0], s[17:33]) for s in candidate], False
-        )
+        key = combine_key(candidate)
         cipher = AES.new(key, AES.MODE_GCM, nonce=parsed.nonce, mac_len=TAG_SIZE)
         cipher.update(aad)
         try:

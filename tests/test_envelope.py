@@ -598,3 +598,23 @@ def test_random_subsets_stress() -> None:
             open_share(parsed, i, KEEPERS[i], ctx, member_key33=member.compressed, pledger=PLEDGER) for i in chosen
         ]
         assert open_with_shares(parsed, shares, ctx, member.compressed, pledger=PLEDGER) == CONTENT
+
+
+@settings(max_examples=100, deadline=None)
+@given(secret=st.binary(min_size=32, max_size=32), data=st.data())
+def test_cached_combination_equals_pycryptodome(secret: bytes, data: st.DataObject) -> None:
+    """combine_key (cached Lagrange coefficients) agrees with Shamir.combine for any t-subset."""
+    from Crypto.Protocol.SecretSharing import Shamir
+
+    from spartacus.envelope import combine_key
+
+    n = data.draw(st.integers(1, 8))
+    t = data.draw(st.integers(1, n))
+    lo, hi = Shamir.split(t, n, secret[:16], False), Shamir.split(t, n, secret[16:], False)
+    shares = [bytes([i + 1]) + lo[i][1] + hi[i][1] for i in range(n)]
+    chosen = [shares[i] for i in data.draw(st.permutations(range(n)))[:t]]
+    assert combine_key(chosen) == secret
+    reference = Shamir.combine([(s[0], s[1:17]) for s in chosen], False) + Shamir.combine(
+        [(s[0], s[17:33]) for s in chosen], False
+    )
+    assert combine_key(chosen) == reference
