@@ -372,7 +372,7 @@ def test_copied_pledge_front_running_the_victim_is_just_another_pledge(make_camp
     """A front-runner copies a pending pledge's calldata (envelope and member key) and gets in
     first. Its copy counts as its own pledge and pays its own deposit; the victim's pledge
     still lands, after the reveal the copy fired. (What the copy reveals: see
-    ``test_replayed_envelope_survives_the_victims_withdrawal``.)"""
+    ``test_replayed_envelope_of_a_withdrawn_pledge_is_never_released``.)"""
     campaign = make_campaign(threshold=3, deposit=D)
     campaign.pledge(envelope(), member_key(), sender=pledgers[2], value=D)
     victim = pledgers[0]
@@ -491,7 +491,7 @@ def test_copied_create_campaign_gets_another_address(factory, organizer, strange
 # ─── A replayed envelope (P4) ────────────────────────────────────────────────────────
 
 
-def test_replayed_envelope_survives_the_victims_withdrawal(
+def test_replayed_envelope_of_a_withdrawn_pledge_is_never_released(
     make_campaign, factory, organizer, pledgers, stranger, keeper_keys, keeper_accounts, chain, tmp_path
 ):
     """Real sealing, the real keeper and the real roster reader: the victim pledges and
