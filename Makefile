@@ -6,7 +6,7 @@ VENV := .venv/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup setup-test run test test-fast lint bench bench-gas bench-crypto compile clean
+.PHONY: setup setup-test run test test-fast lint bench bench-gas bench-crypto bench-load bench-dapp compile clean
 
 setup:
 	@tools/setup.sh
@@ -40,7 +40,7 @@ lint: setup
 compile: setup
 	$(VENV)/ape compile
 
-bench: bench-gas bench-crypto
+bench: bench-gas bench-crypto bench-load bench-dapp
 
 ## Gas per call on a real anvil (docs/BENCHMARKS.md records the figures).
 bench-gas: setup
@@ -49,6 +49,14 @@ bench-gas: setup
 ## Off-chain work (sealing, keeper release, roster rebuild) at N = 1,000 and 10,000.
 bench-crypto: setup
 	$(VENV)/python -m bench.bench_crypto $(ARGS)
+
+## A campaign of 10,000 pledges on anvil: fill, reveal, releases, roster.
+bench-load: setup
+	$(VENV)/python -m bench.bench_load $(ARGS)
+
+## The campaign page's render time with 1,000 pledges.
+bench-dapp: setup-test
+	$(VENV)/python -m bench.bench_dapp $(ARGS)
 
 clean:
 	rm -rf .build .cache .run artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis

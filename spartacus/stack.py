@@ -83,9 +83,9 @@ class Stack:
     def env(self, **extra: str) -> dict[str, str]:
         return os.environ | {"SPARTACUS_NETWORK": self.rpc, "PYTHONUNBUFFERED": "1"} | extra
 
-    def spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, argv: list[str], cwd: Path = ROOT, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT)
         self.processes.append((name, proc))
         self._write_pids()
         return proc
@@ -194,6 +194,7 @@ class Stack:
             [PYTHON, "-m", "streamlit", "run", str(ROOT / "dapp" / "app.py"), "--server.headless=true",
              "--server.address=127.0.0.1", f"--server.port={self.dapp_port}",
              "--browser.gatherUsageStats=false"],
+            cwd=ROOT / "dapp",  # Streamlit reads .streamlit/config.toml from its working directory
             SPARTACUS_FACTORY=factory,
             SPARTACUS_KEEPERS=",".join(k["public_key"] for k in keepers),
         )  # fmt: skip

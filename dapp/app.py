@@ -1,0 +1,37 @@
+"""Spartacus dApp: create campaigns, watch the live count, pledge, withdraw, read the roster.
+
+    streamlit run dapp/app.py     # SPARTACUS_NETWORK (Ape network or RPC URL), SPARTACUS_FACTORY
+
+A campaign's page is ``/?campaign=0x…``. Everything chain-related is read from the
+contracts and their events; nothing is stored by this app but the browser session.
+"""
+
+from __future__ import annotations
+
+import _state as S
+import _ui
+import streamlit as st
+
+st.set_page_config(page_title="Spartacus", page_icon=":material/groups:", layout="centered")
+_ui.style()
+
+page = st.navigation(
+    [
+        st.Page("pages/0_Campaigns.py", title="Campaigns", icon=":material/groups:", default=True),
+        st.Page("pages/1_Pledge.py", title="Pledge", icon=":material/how_to_vote:", url_path="pledge"),
+        st.Page("pages/2_Withdraw.py", title="Withdraw or refund", icon=":material/undo:", url_path="withdraw"),
+        st.Page("pages/3_Create.py", title="Create a campaign", icon=":material/add_circle:", url_path="create"),
+        st.Page("pages/4_Member_area.py", title="Member area", icon=":material/badge:", url_path="member"),
+    ],
+    position="top",
+)
+_ui.wallet_bridge()  # first on every page, so the bridge keeps its place across reruns
+page.run()
+
+settings = _ui.settings()
+network = _ui.client()
+st.divider()
+st.caption(
+    f"Network: {S.escape_md(settings.network_label)} · chain {network.chain_id}"
+    + (f" · factory `{settings.factory}`" if settings.factory else " · no factory set (SPARTACUS_FACTORY)")
+)
