@@ -21,11 +21,11 @@ re-broadcast (same nonce, same hash) rather than rebuilt after a crash.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 from hexbytes import HexBytes
 
 from ._exceptions import ChainError, DecryptionError, EnvelopeError, RPCUnavailable, SpartacusError
+from ._listener_state import check_identity, lock, open_state, transaction
 from .chain import CampaignClient, ChainClient, FactoryClient, KeySigner
 from .envelope import open_share, parse
 from .keys import KeyPair
@@ -111,41 +112,25 @@ class Keeper:
         self.confirmations = default_confirmations(client.chain_id) if confirmations is None else confirmations
         self.max_release_bytes = max_release_bytes
         self.state_path = Path(state_path)
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.state_path, isolation_level=None)  # autocommit; explicit transactions
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
-        self._check_identity()
-
-    def _check_identity(self) -> None:
-        """One state file per keeper key, factory and chain: refuse to mix them."""
-        want = {
-            "keeper": self.key.address,
-            "factory": self.factory.address,
-            "chain_id": str(self.client.chain_id),
-        }
-        for key, value in want.items():
-            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-            elif row[0] != value:
-                raise SpartacusError(
-                    f"state file {self.state_path} belongs to {key} {row[0]}, not {value}: pass another --state"
-                )
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        self._lock_fd = lock(self.state_path, "keeper")
         try:
-            yield self.db
+            self.db = open_state(self.state_path, _SCHEMA, "keeper")
+            # One state file per keeper key, factory and chain: never mix them.
+            check_identity(
+                self.db,
+                self.state_path,
+                {"keeper": self.key.address, "factory": self.factory.address, "chain_id": str(client.chain_id)},
+            )
         except BaseException:
-            self.db.execute("ROLLBACK")
+            os.close(self._lock_fd)
             raise
-        self.db.execute("COMMIT")
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     def close(self) -> None:
         self.db.close()
+        os.close(self._lock_fd)
 
     # ─── The loop ──────────────────────────────────────────────────────────────────
 

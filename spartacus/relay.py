@@ -62,7 +62,6 @@ bytes every time (the Date is the batch's, the MIME boundary derives from the Me
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import html
@@ -75,7 +74,7 @@ import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as _SMTP_POLICY
@@ -84,6 +83,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._exceptions import InputError, MailError, RPCUnavailable, SpartacusError
+from ._listener_state import check_identity, lock, open_state, transaction
 from .chain import CampaignClient, CampaignStatus, ChainClient
 from .envelope import parse
 from .keys import KeyPair
@@ -502,9 +502,9 @@ class Relay:
         self._sent = 0
         self._parts: dict[tuple[int, str], tuple[str, MessageParts]] = {}  # (batch, kind) -> (Date, parts)
         self._contacted = False  # a first connection failing on a bad host name is a typo, not an outage
-        self._lock_fd = _lock(self.state_path)
+        self._lock_fd = lock(self.state_path, "relay")
         try:
-            self.db = _open_state(self.state_path)
+            self.db = open_state(self.state_path, _SCHEMA, "relay")
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -534,24 +534,10 @@ class Relay:
             "chain_id": str(self.client.chain_id),
             "member": self.key.compressed.hex(),
         }
-        for key, value in want.items():
-            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-            elif row[0] != value:
-                raise InputError(
-                    f"state file {self.state_path} belongs to {key} {row[0]}, not {value}: pass another --state"
-                )
+        check_identity(self.db, self.state_path, want)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     def _recover(self) -> list[str]:
         """Rows a dead process left ``sending``: the server had the whole message. Never resent blindly."""
@@ -994,36 +980,6 @@ def _recipient_of(member: RosterEntry) -> tuple[str | None, str | None]:
     if not valid_address(email):
         return None, f"email {email!r} is not a plain ASCII address this relay can write to: skipped"
     return email, None
-
-
-def _lock(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError as exc:
-        raise InputError(f"cannot create {lock_path} ({exc.strerror}): pass another --state") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise InputError(
-            f"another relay is running with the state file {path}: stop it first (one relay per state file)"
-        ) from None
-    return fd
-
-
-def _open_state(path: Path) -> sqlite3.Connection:
-    try:
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # the roster lives here: owner only
-        db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit transactions
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # "sending" must be on disk before the end of data
-        db.executescript(_SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise InputError(f"cannot use {path} as the relay's state ({exc}): pass another --state") from exc
-    return db
 
 
 # ─── Status (reads the state file only) ──────────────────────────────────────────────
