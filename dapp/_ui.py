@@ -125,6 +125,36 @@ def share_url(address: str) -> str:
     return f"{base}/?{CAMPAIGN}={address}"
 
 
+@dataclass
+class Picked:
+    """The campaign a page works on, with what every page shows about it."""
+
+    address: str
+    campaign: CampaignClient
+    facts: S.CampaignFacts
+    client: ChainClient
+    live: S.Live
+
+
+def campaign_header() -> Picked:
+    """The campaign picker, then one line of status and a link to the campaign's page; stops the
+    page when no campaign is chosen."""
+    address = campaign_picker()
+    if not address:
+        st.stop()
+    assert address is not None
+    campaign_, facts = campaign(address)
+    client_ = client()
+    live = S.Live.read(client_, address)
+    config = facts.config
+    st.markdown(
+        f"**{S.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges · "
+        f"{S.time_left_text(live.state, config.deadline, live.now)}"
+    )
+    campaign_link(address, label="About this campaign")
+    return Picked(address, campaign_, facts, client_, live)
+
+
 def campaign_link(address: str, label: str = "Campaign page", icon: str | None = ":material/campaign:") -> None:
     st.page_link("pages/0_Campaigns.py", label=label, icon=icon, query_params={CAMPAIGN: address})
 

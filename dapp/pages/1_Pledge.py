@@ -9,18 +9,9 @@ import streamlit as st
 from spartacus._exceptions import SpartacusError
 
 st.title("Pledge")
-address = _ui.campaign_picker()
-if not address:
-    st.stop()
-campaign, facts = _ui.campaign(address)
-client = _ui.client()
+picked = _ui.campaign_header()
+address, campaign, facts, client, live = picked.address, picked.campaign, picked.facts, picked.client, picked.live
 config = facts.config
-live = S.Live.read(client, address)
-st.markdown(
-    f"**{S.escape_md(config.title)}** — {live.count} of {config.threshold} live pledges · "
-    f"{S.time_left_text(live.state, config.deadline, live.now)}"
-)
-_ui.campaign_link(address, label="About this campaign")
 if live.state in ("expired", "cancelled"):
     st.error(f"This campaign is {live.state}: it takes no more pledges, and nothing will ever be revealed.")
     st.page_link("pages/2_Withdraw.py", label="Take back a deposit", query_params={"campaign": address})

@@ -15,18 +15,9 @@ DONE = {
 }
 
 st.title("Withdraw or refund")
-address = _ui.campaign_picker()
-if not address:
-    st.stop()
-campaign, facts = _ui.campaign(address)
-client = _ui.client()
+picked = _ui.campaign_header()
+address, campaign, facts, client, live = picked.address, picked.campaign, picked.facts, picked.client, picked.live
 config = facts.config
-live = S.Live.read(client, address)
-st.markdown(
-    f"**{S.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges · "
-    f"{S.time_left_text(live.state, config.deadline, live.now)}"
-)
-_ui.campaign_link(address, label="About this campaign")
 
 for action, text in DONE.items():
     key = _ui.outcome_key(action, address)

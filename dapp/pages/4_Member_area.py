@@ -15,15 +15,9 @@ from spartacus.types import Scope
 TABLE_MAX = 200
 
 st.title("Member area")
-address = _ui.campaign_picker()
-if not address:
-    st.stop()
-campaign, facts = _ui.campaign(address)
-client = _ui.client()
+picked = _ui.campaign_header()
+address, campaign, facts, client, live = picked.address, picked.campaign, picked.facts, picked.client, picked.live
 config = facts.config
-live = S.Live.read(client, address)
-st.markdown(f"**{S.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges")
-_ui.campaign_link(address, label="About this campaign")
 
 public = config.scope is Scope.PUBLIC
 upload = st.file_uploader(
