@@ -93,8 +93,8 @@ def quick_pledge(client: Any, campaign: str, name: str) -> tuple[Any, int]:
     account, member = KeyPair.generate(), KeyPair.generate()
     fund(client, account.address)
     content = PledgeContent(name=name, contact={"email": f"{name.lower().replace(' ', '.')}@example.org"})
-    result = c.pledge(KeySigner(account.secret_bytes()), seal(content, c.context(), member.compressed, pledger=account.address),
-                      member.compressed, c.status().deposit)  # fmt: skip
+    envelope = seal(content, c.context(), member.compressed, pledger=account.address)
+    result = c.pledge(KeySigner(account.secret_bytes()), envelope, member.compressed, c.status().deposit)
     return member, int(result.events("Pledged")[0].args["index"])
 
 
