@@ -28,7 +28,6 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hexbytes import HexBytes
 
@@ -319,17 +318,3 @@ class Keeper:
                 except ChainError as exc:
                     log.warning("journaled release %s failed: %s", tx_hash, exc.message)
             self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
-
-
-def inspect_state(path: str | Path) -> dict[str, Any]:
-    """A summary of a keeper state file (no secrets)."""
-    db = sqlite3.connect(path)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        campaigns = [
-            {"address": a, "keeper_index": i, "status": s}
-            for a, i, s in db.execute("SELECT address, keeper_index, status FROM campaigns").fetchall()
-        ]
-        return {"meta": meta, "campaigns": campaigns}
-    finally:
-        db.close()
