@@ -7,16 +7,22 @@ sealing is covered in the core package's tests and the end-to-end tests.
 
 from __future__ import annotations
 
+import ast
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import ape
 import pytest
+from ape.exceptions import CustomError
 from ape_test.accounts import TestAccount
+from eth_abi import encode as abi_encode
 from eth_keys import keys as eth_keys
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".solcx"))
@@ -153,6 +159,46 @@ def make_pledge() -> Callable[..., Any]:
         )
 
     return _pledge
+
+
+# ─── Exact revert assertions ─────────────────────────────────────────────────────────
+
+
+def encode_error(contract: Any, name: str, **inputs: Any) -> bytes:
+    """The revert data of custom error `name` of `contract` with these arguments."""
+    abi = getattr(contract, name).abi
+    assert {i.name for i in abi.inputs} == set(inputs), f"{name}: arguments {sorted(inputs)}"
+    types = [i.canonical_type for i in abi.inputs]
+    return keccak(text=abi.selector)[:4] + abi_encode(types, [inputs[i.name] for i in abi.inputs])
+
+
+@contextmanager
+def reverts_exactly(contract: Any, name: str, **inputs: Any) -> Iterator[Any]:
+    """`ape.reverts(contract.<name>, **inputs)`, but exact.
+
+    `ape.reverts` with an error class passes any revert Ape could not decode (a campaign
+    error bubbling up through the factory or another contract) and ignores keyword names
+    the error does not have. Here the error and all its arguments must match.
+    """
+    expected = encode_error(contract, name, **inputs)
+    with ape.reverts() as info:
+        yield info
+    err = info.value
+    if isinstance(err, CustomError):
+        assert (type(err).__name__, dict(err.inputs)) == (name, inputs), f"expected {name}{inputs}, got {err!r}"
+    else:
+        assert _revert_bytes(err) == expected, f"expected {name}{inputs}, got {err!r}"
+
+
+def _revert_bytes(err: Any) -> bytes:
+    """The raw revert data of an error Ape could not decode (it shows it as hex, or as the
+    repr of a bytes object)."""
+    message = str(err.revert_message)
+    if message.startswith(("b'", 'b"')):
+        value = ast.literal_eval(message)
+        assert isinstance(value, bytes)
+        return value
+    return bytes(HexBytes(message))
 
 
 # ─── A real node (anvil) for integration tests ──────────────────────────────────────

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import ape
 import pytest
 from ape_test.accounts import TestAccount
 from conftest import (
@@ -43,6 +42,7 @@ from conftest import (
     envelope,
     make_keeper_keys,
     member_key,
+    reverts_exactly,
 )
 from eth_abi import encode as abi_encode
 from eth_tester.exceptions import TransactionFailed
@@ -316,7 +316,7 @@ def test_crowded_block_at_the_deadline(make_campaign, pledgers, organizer, chain
         }
         for who, r in zip(racers, txs, strict=True):
             assert who.balance == balances[who.address] - r.total_fees_paid
-        with ape.reverts(campaign.CampaignWrongState, state=EXPIRED):
+        with reverts_exactly(campaign, "CampaignWrongState", state=EXPIRED):
             campaign.pledge(envelope(), member_key(), sender=racers[1], value=D)
         assert campaign.refundableOf(organizer) == D  # below N at the deadline: refunds only
 
@@ -458,7 +458,7 @@ def test_flash_pledge_cannot_touch_the_count(make_campaign, project, stranger, c
 
     campaign.pledge(envelope(), member_key(), sender=stranger, value=D)  # count 2: the next one crosses
     before = books(campaign, [attacker, stranger])
-    with ape.reverts(campaign.CampaignWrongState, state=REVEALED):
+    with reverts_exactly(campaign, "CampaignWrongState", state=REVEALED):
         attacker.flash(campaign, envelope(), member_key(), 0, False, sender=stranger)
     assert books(campaign, [attacker, stranger]) == before
 
@@ -565,16 +565,16 @@ def test_keeper_of_another_campaign_cannot_release(
     kset, other_set = keeper_set(keeper_keys), keeper_set(other_keeper_keys)
     intruder = other_keeper_accounts[1]
     # Its own keeper set, which it may use on its own campaign, is not ours.
-    with ape.reverts(ours.CampaignKeeperSetMismatch):
+    with reverts_exactly(ours, "CampaignKeeperSetMismatch"):
         ours.release(other_set, 1, b"\x01", sender=intruder)
     # Our keeper set: it sits in no slot of it.
     for i in range(3):
-        with ape.reverts(ours.CampaignNotKeeper, caller=intruder.address, keeperIndex=i):
+        with reverts_exactly(ours, "CampaignNotKeeper", caller=intruder.address, keeperIndex=i):
             ours.release(kset, i, b"\x01", sender=intruder)
     # Each keeper may release on its own campaign only.
     theirs.release(other_set, 1, b"\x01", sender=intruder)
     ours.release(kset, 1, b"\x01", sender=keeper_accounts[1])
-    with ape.reverts(theirs.CampaignNotKeeper, caller=keeper_accounts[1].address, keeperIndex=1):
+    with reverts_exactly(theirs, "CampaignNotKeeper", caller=keeper_accounts[1].address, keeperIndex=1):
         theirs.release(other_set, 1, b"\x01", sender=keeper_accounts[1])
 
 
@@ -601,7 +601,7 @@ def test_forged_keeper_sets_are_refused(
     forged, index = FORGED_SETS[forgery](keeper_set(keeper_keys), stranger.address)
     senders = [stranger, *keeper_accounts] if stranger.address not in forged else [stranger]
     for who in senders:
-        with ape.reverts(campaign.CampaignKeeperSetMismatch):
+        with reverts_exactly(campaign, "CampaignKeeperSetMismatch"):
             campaign.release(forged, index, b"\x01", sender=who)
     assert not events_since(campaign.Released, chain, campaign.revealBlock())
 
@@ -616,7 +616,7 @@ def test_keeper_cannot_release_into_an_open_campaign_with_the_same_keepers(
     kset = keeper_set(keeper_keys)
     revealed.release(kset, 0, b"\x01" * 64, sender=keeper_accounts[0])
     for i, k in enumerate(keeper_accounts):
-        with ape.reverts(still_open.CampaignWrongState, state=OPEN):
+        with reverts_exactly(still_open, "CampaignWrongState", state=OPEN):
             still_open.release(kset, i, b"\x01" * 64, sender=k)
 
 
@@ -652,7 +652,7 @@ def test_release_relayed_or_replayed_by_a_non_keeper_is_refused(
 
     relay = project.FlashPledger.deploy(sender=keeper_accounts[0])
     expected = error_data(campaign, "CampaignNotKeeper", relay.address, 0)
-    with ape.reverts(relay.FlashPledgerCallFailed, index=0, reason=expected):
+    with reverts_exactly(relay, "FlashPledgerCallFailed", index=0, reason=expected):
         relay.batch([campaign.address], [data], [0], sender=keeper_accounts[0])
 
     r = keeper_accounts[0].transfer(campaign, 0, data=data)  # the keeper's own, accepted
@@ -800,12 +800,12 @@ def test_oversized_arguments_are_refused_cheaply(
     that looks at them, with the contract's error, and change nothing."""
     campaign = make_campaign(threshold=2)
     before = books(campaign, [organizer, pledger])
-    with ape.reverts(campaign.CampaignInvalidMemberKey):
+    with reverts_exactly(campaign, "CampaignInvalidMemberKey"):
         campaign.pledge(envelope(), b"\x02" * 100_000, sender=pledger, gas_limit=5 * GAS)
     assert books(campaign, [organizer, pledger]) == before
     campaign.pledge(envelope(), member_key(), sender=pledger)
     huge = keeper_set(keeper_keys) + [f"0x{i:040x}" for i in range(1, 2_000)]
-    with ape.reverts(campaign.CampaignKeeperSetMismatch):
+    with reverts_exactly(campaign, "CampaignKeeperSetMismatch"):
         campaign.release(huge, 0, b"\x01", sender=keeper_accounts[0], gas_limit=5 * GAS)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import ape
 import pytest
 from conftest import (
     CANCELLED,
@@ -22,6 +21,7 @@ from conftest import (
     keeper_pubkey_address,
     make_keeper_keys,
     member_key,
+    reverts_exactly,
 )
 from eth_utils import keccak
 
@@ -82,19 +82,19 @@ def test_each_campaign_is_a_minimal_proxy(factory, campaign, chain):
 
 def test_implementation_cannot_be_initialised(factory, project, organizer, make_config):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignAlreadyInitialized):
+    with reverts_exactly(impl, "CampaignAlreadyInitialized"):
         impl.initialize(organizer, 0, make_config(), envelope(), member_key(), sender=organizer)
 
 
 def test_clone_cannot_be_initialised_twice(campaign, organizer, make_config):
-    with ape.reverts(campaign.CampaignAlreadyInitialized):
+    with reverts_exactly(campaign, "CampaignAlreadyInitialized"):
         campaign.initialize(organizer, 0, make_config(), envelope(), member_key(), sender=organizer)
 
 
 def test_same_salt_twice_is_refused(factory, organizer, make_config):
     salt = secrets.token_bytes(32)
     factory.createCampaign(make_config(), salt, envelope(), member_key(), sender=organizer)
-    with ape.reverts(factory.FactoryCloneFailed, creator=organizer.address, salt=salt):
+    with reverts_exactly(factory, "FactoryCloneFailed", creator=organizer.address, salt=salt):
         factory.createCampaign(make_config(), salt, envelope(), member_key(), sender=organizer)
 
 
@@ -106,7 +106,7 @@ def test_salt_is_scoped_to_the_creator(factory, organizer, stranger):
 @pytest.mark.parametrize("threshold", [0, 100_001])
 def test_create_refuses_bad_threshold(make_campaign, factory, project, threshold):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignInvalidThreshold, threshold=threshold, max=100_000):
+    with reverts_exactly(impl, "CampaignInvalidThreshold", threshold=threshold, max=100_000):
         make_campaign(threshold=threshold)
 
 
@@ -119,16 +119,18 @@ def test_create_accepts_threshold_bounds(make_campaign):
 @pytest.mark.parametrize("offset", [-1, 0, 366 * DAY + 1])
 def test_create_refuses_bad_deadline(make_campaign, factory, project, chain, offset):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignInvalidDeadline):
-        make_campaign(deadline=chain.pending_timestamp + offset)
+    now = chain.pending_timestamp
+    deadline = now + offset
+    with reverts_exactly(impl, "CampaignInvalidDeadline", deadline=deadline, now_=now, latest=now + 366 * DAY):
+        make_campaign(deadline=deadline)
 
 
 def test_create_refuses_empty_or_huge_keeper_set(make_campaign, factory, project):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignInvalidKeeperCount, count=0, max=32):
+    with reverts_exactly(impl, "CampaignInvalidKeeperCount", count=0, max=32):
         make_campaign(keepers=[], keeperThreshold=1)
     many = [k.public_key.to_bytes() for k in make_keeper_keys(33, seed=7)]
-    with ape.reverts(impl.CampaignInvalidKeeperCount, count=33, max=32):
+    with reverts_exactly(impl, "CampaignInvalidKeeperCount", count=33, max=32):
         make_campaign(keepers=many, keeperThreshold=1)
 
 
@@ -140,7 +142,7 @@ def test_create_accepts_32_keepers(make_campaign):
 @pytest.mark.parametrize("t", [0, 4])
 def test_create_refuses_bad_keeper_threshold(make_campaign, factory, project, t):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignInvalidKeeperThreshold, t=t, n=3):
+    with reverts_exactly(impl, "CampaignInvalidKeeperThreshold", t=t, n=3):
         make_campaign(keeperThreshold=t)
 
 
@@ -148,30 +150,30 @@ def test_create_refuses_malformed_keeper_key(make_campaign, factory, project, ke
     impl = project.Campaign.at(factory.implementation())
     keys = [k.public_key.to_bytes() for k in keeper_keys]
     keys[1] = keys[1][:63]
-    with ape.reverts(impl.CampaignInvalidKeeperKey, index=1):
+    with reverts_exactly(impl, "CampaignInvalidKeeperKey", index=1):
         make_campaign(keepers=keys)
 
 
 def test_create_refuses_unsorted_or_duplicate_keepers(make_campaign, factory, project, keeper_keys):
     impl = project.Campaign.at(factory.implementation())
     keys = [k.public_key.to_bytes() for k in keeper_keys]
-    with ape.reverts(impl.CampaignKeepersNotSorted, index=1):
+    with reverts_exactly(impl, "CampaignKeepersNotSorted", index=1):
         make_campaign(keepers=[keys[1], keys[0], keys[2]])
-    with ape.reverts(impl.CampaignKeepersNotSorted, index=1):
+    with reverts_exactly(impl, "CampaignKeepersNotSorted", index=1):
         make_campaign(keepers=[keys[0], keys[0]], keeperThreshold=1)
 
 
 def test_create_refuses_wrong_deposit(make_campaign, factory, project):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignWrongDeposit, sent=0, required=DEPOSIT):
+    with reverts_exactly(impl, "CampaignWrongDeposit", sent=0, required=DEPOSIT):
         make_campaign(deposit=DEPOSIT, value=0)
 
 
 def test_create_refuses_bad_creator_record(factory, organizer, make_config, project):
     impl = project.Campaign.at(factory.implementation())
-    with ape.reverts(impl.CampaignInvalidEnvelope, length=0, max=24_576):
+    with reverts_exactly(impl, "CampaignInvalidEnvelope", length=0, max=24_576):
         factory.createCampaign(make_config(), secrets.token_bytes(32), b"", member_key(), sender=organizer)
-    with ape.reverts(impl.CampaignInvalidMemberKey):
+    with reverts_exactly(impl, "CampaignInvalidMemberKey"):
         factory.createCampaign(make_config(), secrets.token_bytes(32), envelope(), b"\x04" * 33, sender=organizer)
 
 
@@ -217,27 +219,27 @@ def test_pledges_after_the_reveal_are_counted(make_campaign, pledgers, make_pled
 
 def test_second_live_pledge_is_refused(campaign, pledger, make_pledge, organizer):
     make_pledge(campaign, pledger)
-    with ape.reverts(campaign.CampaignAlreadyPledged, pledger=pledger.address, index=1):
+    with reverts_exactly(campaign, "CampaignAlreadyPledged", pledger=pledger.address, index=1):
         make_pledge(campaign, pledger)
-    with ape.reverts(campaign.CampaignAlreadyPledged, pledger=organizer.address, index=0):
+    with reverts_exactly(campaign, "CampaignAlreadyPledged", pledger=organizer.address, index=0):
         make_pledge(campaign, organizer)
 
 
 @pytest.mark.parametrize("value", [0, DEPOSIT - 1, DEPOSIT + 1])
 def test_pledge_refuses_wrong_deposit(make_campaign, pledger, make_pledge, value):
     campaign = make_campaign(deposit=DEPOSIT)
-    with ape.reverts(campaign.CampaignWrongDeposit, sent=value, required=DEPOSIT):
+    with reverts_exactly(campaign, "CampaignWrongDeposit", sent=value, required=DEPOSIT):
         make_pledge(campaign, pledger, value=value)
 
 
 def test_pledge_refuses_value_without_deposit(campaign, pledger, make_pledge):
-    with ape.reverts(campaign.CampaignWrongDeposit, sent=1, required=0):
+    with reverts_exactly(campaign, "CampaignWrongDeposit", sent=1, required=0):
         make_pledge(campaign, pledger, value=1)
 
 
 @pytest.mark.parametrize("size", [0, 24_577])
 def test_pledge_refuses_bad_envelope_size(campaign, pledger, size):
-    with ape.reverts(campaign.CampaignInvalidEnvelope, length=size, max=24_576):
+    with reverts_exactly(campaign, "CampaignInvalidEnvelope", length=size, max=24_576):
         campaign.pledge(b"\x01" * size, member_key(), sender=pledger)
 
 
@@ -248,7 +250,7 @@ def test_pledge_accepts_largest_envelope(campaign, pledger):
 
 @pytest.mark.parametrize("key", [b"", b"\x02" * 32, b"\x02" * 34, b"\x04" + b"\x01" * 32, b"\x00" * 33])
 def test_pledge_refuses_malformed_member_key(campaign, pledger, key):
-    with ape.reverts(campaign.CampaignInvalidMemberKey):
+    with reverts_exactly(campaign, "CampaignInvalidMemberKey"):
         campaign.pledge(envelope(), key, sender=pledger)
 
 
@@ -259,7 +261,7 @@ def test_deadline_boundary(campaign, pledger, make_pledge, chain, offset):
         make_pledge(campaign, pledger)
         assert campaign.pledgeCount() == 2
     else:
-        with ape.reverts(campaign.CampaignWrongState, state=EXPIRED):
+        with reverts_exactly(campaign, "CampaignWrongState", state=EXPIRED):
             make_pledge(campaign, pledger)
         assert campaign.state() == EXPIRED
 
@@ -303,7 +305,7 @@ def test_repledge_after_withdraw_reuses_the_held_deposit(make_campaign, pledger,
     campaign = make_campaign(deposit=DEPOSIT)
     make_pledge(campaign, pledger)
     campaign.withdraw(sender=pledger)
-    with ape.reverts(campaign.CampaignWrongDeposit, sent=DEPOSIT, required=0):
+    with reverts_exactly(campaign, "CampaignWrongDeposit", sent=DEPOSIT, required=0):
         make_pledge(campaign, pledger, value=DEPOSIT)
     make_pledge(campaign, pledger, value=0)
     assert campaign.pledgeOf(pledger)[:3] == (2, LIVE, True)
@@ -315,7 +317,7 @@ def test_repledge_after_refund_pays_again(make_campaign, pledger, make_pledge):
     make_pledge(campaign, pledger)
     campaign.withdraw(sender=pledger)
     campaign.refund(sender=pledger)
-    with ape.reverts(campaign.CampaignWrongDeposit, sent=0, required=DEPOSIT):
+    with reverts_exactly(campaign, "CampaignWrongDeposit", sent=0, required=DEPOSIT):
         make_pledge(campaign, pledger, value=0)
     make_pledge(campaign, pledger)
     assert campaign.pledgeOf(pledger)[:3] == (2, LIVE, True)
@@ -323,25 +325,25 @@ def test_repledge_after_refund_pays_again(make_campaign, pledger, make_pledge):
 
 def test_withdraw_refusals(make_campaign, pledgers, make_pledge, organizer, stranger, chain):
     campaign = make_campaign(threshold=2)
-    with ape.reverts(campaign.CampaignNoLivePledge, caller=stranger.address):
+    with reverts_exactly(campaign, "CampaignNoLivePledge", caller=stranger.address):
         campaign.withdraw(sender=stranger)
-    with ape.reverts(campaign.CampaignCreatorCannotWithdraw):
+    with reverts_exactly(campaign, "CampaignCreatorCannotWithdraw"):
         campaign.withdraw(sender=organizer)
     make_pledge(campaign, pledgers[0])  # the reveal
-    with ape.reverts(campaign.CampaignWrongState, state=REVEALED):
+    with reverts_exactly(campaign, "CampaignWrongState", state=REVEALED):
         campaign.withdraw(sender=pledgers[0])
 
     expiring = make_campaign()
     make_pledge(expiring, pledgers[1])
     chain.pending_timestamp = expiring.deadline()
-    with ape.reverts(expiring.CampaignWrongState, state=EXPIRED):
+    with reverts_exactly(expiring, "CampaignWrongState", state=EXPIRED):
         expiring.withdraw(sender=pledgers[1])
 
 
 def test_withdraw_twice_is_refused(campaign, pledger, make_pledge):
     make_pledge(campaign, pledger)
     campaign.withdraw(sender=pledger)
-    with ape.reverts(campaign.CampaignNoLivePledge, caller=pledger.address):
+    with reverts_exactly(campaign, "CampaignNoLivePledge", caller=pledger.address):
         campaign.withdraw(sender=pledger)
 
 
@@ -356,22 +358,22 @@ def test_cancel_by_creator(make_campaign, organizer, pledger, make_pledge):
     assert campaign.state() == CANCELLED
     assert campaign.refundableOf(pledger) == DEPOSIT
     assert campaign.refundableOf(organizer) == DEPOSIT
-    with ape.reverts(campaign.CampaignWrongState, state=CANCELLED):
+    with reverts_exactly(campaign, "CampaignWrongState", state=CANCELLED):
         make_pledge(campaign, pledger)
-    with ape.reverts(campaign.CampaignWrongState, state=CANCELLED):
+    with reverts_exactly(campaign, "CampaignWrongState", state=CANCELLED):
         campaign.cancel(sender=organizer)
 
 
 def test_cancel_refusals(make_campaign, organizer, stranger, pledgers, make_pledge, chain):
     campaign = make_campaign(threshold=2)
-    with ape.reverts(campaign.CampaignNotCreator, caller=stranger.address):
+    with reverts_exactly(campaign, "CampaignNotCreator", caller=stranger.address):
         campaign.cancel(sender=stranger)
     make_pledge(campaign, pledgers[0])
-    with ape.reverts(campaign.CampaignWrongState, state=REVEALED):
+    with reverts_exactly(campaign, "CampaignWrongState", state=REVEALED):
         campaign.cancel(sender=organizer)
     expired = make_campaign()
     chain.pending_timestamp = expired.deadline()
-    with ape.reverts(expired.CampaignWrongState, state=EXPIRED):
+    with reverts_exactly(expired, "CampaignWrongState", state=EXPIRED):
         expired.cancel(sender=organizer)
 
 
@@ -385,16 +387,16 @@ def test_refund_pays_the_deposit_once(make_campaign, pledger, make_pledge):
     [event] = campaign.Refunded.from_receipt(receipt)
     assert (event.to, event.amount) == (pledger.address, DEPOSIT)
     assert campaign.pledgeOf(pledger)[2] is False
-    with ape.reverts(campaign.CampaignNothingToRefund, caller=pledger.address):
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=pledger.address):
         campaign.refund(sender=pledger)
 
 
 def test_refund_refused_for_live_pledge_while_open(make_campaign, pledger, make_pledge, stranger):
     campaign = make_campaign(deposit=DEPOSIT)
     make_pledge(campaign, pledger)
-    with ape.reverts(campaign.CampaignNothingToRefund, caller=pledger.address):
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=pledger.address):
         campaign.refund(sender=pledger)
-    with ape.reverts(campaign.CampaignNothingToRefund, caller=stranger.address):
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=stranger.address):
         campaign.refund(sender=stranger)
 
 
@@ -417,7 +419,7 @@ def test_reveal_returns_deposits_without_beneficiary(make_campaign, pledgers, ma
     campaign.refund(sender=pledgers[0])
     assert campaign.pledgeOf(pledgers[0])[:3] == (1, LIVE, False)  # still a member
     assert campaign.claimableDeposits() == 0
-    with ape.reverts(campaign.CampaignNotBeneficiary, caller=beneficiary.address):
+    with reverts_exactly(campaign, "CampaignNotBeneficiary", caller=beneficiary.address):
         campaign.claimDeposits(sender=beneficiary)
 
 
@@ -426,18 +428,18 @@ def test_beneficiary_takes_live_deposits_after_reveal(make_campaign, pledgers, m
     make_pledge(campaign, pledgers[1])
     campaign.withdraw(sender=pledgers[1])  # its deposit stays the pledger's
     make_pledge(campaign, pledgers[0])
-    with ape.reverts(campaign.CampaignNothingToRefund, caller=beneficiary.address):
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=beneficiary.address):
         campaign.claimDeposits(sender=beneficiary)  # nothing before the reveal
     make_pledge(campaign, pledgers[2])  # the reveal: live = creator, 0, 2
     assert campaign.refundableOf(pledgers[0]) == 0
-    with ape.reverts(campaign.CampaignNotBeneficiary, caller=stranger.address):
+    with reverts_exactly(campaign, "CampaignNotBeneficiary", caller=stranger.address):
         campaign.claimDeposits(sender=stranger)
 
     before = beneficiary.balance
     receipt = campaign.claimDeposits(sender=beneficiary)
     assert beneficiary.balance == before + 3 * DEPOSIT - receipt.total_fees_paid
     assert campaign.DepositsClaimed.from_receipt(receipt)[0].amount == 3 * DEPOSIT
-    with ape.reverts(campaign.CampaignNothingToRefund, caller=beneficiary.address):
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=beneficiary.address):
         campaign.claimDeposits(sender=beneficiary)
 
     make_pledge(campaign, pledgers[3])  # a public-phase pledge adds one more deposit
@@ -455,7 +457,7 @@ def test_release_only_by_keepers_after_reveal(
 ):
     campaign = make_campaign(threshold=2)
     kset = keeper_set(keeper_keys)
-    with ape.reverts(campaign.CampaignWrongState, state=OPEN):
+    with reverts_exactly(campaign, "CampaignWrongState", state=OPEN):
         campaign.release(kset, 1, b"\x01" * 100, sender=keeper_accounts[1])
     make_pledge(campaign, pledgers[0])
 
@@ -463,18 +465,18 @@ def test_release_only_by_keepers_after_reveal(
     [event] = campaign.Released.from_receipt(receipt)
     assert (event.keeperIndex, event.keeper, bytes(event.data)) == (1, keeper_accounts[1].address, b"\x07" * 100)
 
-    with ape.reverts(campaign.CampaignNotKeeper, caller=stranger.address, keeperIndex=1):
+    with reverts_exactly(campaign, "CampaignNotKeeper", caller=stranger.address, keeperIndex=1):
         campaign.release(kset, 1, b"\x01", sender=stranger)
-    with ape.reverts(campaign.CampaignNotKeeper, caller=keeper_accounts[0].address, keeperIndex=1):
+    with reverts_exactly(campaign, "CampaignNotKeeper", caller=keeper_accounts[0].address, keeperIndex=1):
         campaign.release(kset, 1, b"\x01", sender=keeper_accounts[0])  # someone else's slot
-    with ape.reverts(campaign.CampaignNotKeeper, caller=keeper_accounts[0].address, keeperIndex=3):
+    with reverts_exactly(campaign, "CampaignNotKeeper", caller=keeper_accounts[0].address, keeperIndex=3):
         campaign.release(kset, 3, b"\x01", sender=keeper_accounts[0])
     forged = [stranger.address, kset[1], kset[2]]
-    with ape.reverts(campaign.CampaignKeeperSetMismatch):
+    with reverts_exactly(campaign, "CampaignKeeperSetMismatch"):
         campaign.release(forged, 0, b"\x01", sender=stranger)
-    with ape.reverts(campaign.CampaignInvalidRelease, length=0, max=32_768):
+    with reverts_exactly(campaign, "CampaignInvalidRelease", length=0, max=32_768):
         campaign.release(kset, 0, b"", sender=keeper_accounts[0])
-    with ape.reverts(campaign.CampaignInvalidRelease, length=32_769, max=32_768):
+    with reverts_exactly(campaign, "CampaignInvalidRelease", length=32_769, max=32_768):
         campaign.release(kset, 0, b"\x01" * 32_769, sender=keeper_accounts[0])
 
 
@@ -482,11 +484,11 @@ def test_no_release_for_expired_or_cancelled(make_campaign, keeper_keys, keeper_
     kset = keeper_set(keeper_keys)
     cancelled = make_campaign()
     cancelled.cancel(sender=organizer)
-    with ape.reverts(cancelled.CampaignWrongState, state=CANCELLED):
+    with reverts_exactly(cancelled, "CampaignWrongState", state=CANCELLED):
         cancelled.release(kset, 0, b"\x01", sender=keeper_accounts[0])
     expired = make_campaign()
     chain.pending_timestamp = expired.deadline()
-    with ape.reverts(expired.CampaignWrongState, state=EXPIRED):
+    with reverts_exactly(expired, "CampaignWrongState", state=EXPIRED):
         expired.release(kset, 0, b"\x01", sender=keeper_accounts[0])
 
 

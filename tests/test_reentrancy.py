@@ -12,16 +12,22 @@ The attackers are real contracts on the in-process EVM; nothing here is mocked.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import ape
 import pytest
-from ape.exceptions import CustomError
-from conftest import CANCELLED, EXPIRED, LIVE, OPEN, REVEALED, WITHDRAWN, envelope, member_key
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from conftest import (
+    CANCELLED,
+    EXPIRED,
+    LIVE,
+    OPEN,
+    REVEALED,
+    WITHDRAWN,
+    encode_error,
+    envelope,
+    member_key,
+    reverts_exactly,
+)
 from hexbytes import HexBytes
 
 D = 10**15  # the deposit
@@ -32,32 +38,6 @@ NONE_MODE, REFUND, WITHDRAW, PLEDGE_FREE, PLEDGE_PAID, CLAIM = range(6)
 
 
 # ─── Helpers ────────────────────────────────────────────────────────────────────────
-
-
-def encode_error(contract: Any, name: str, **inputs: Any) -> bytes:
-    """The revert data of custom error `name` of `contract` with these arguments."""
-    abi = getattr(contract, name).abi
-    assert {i.name for i in abi.inputs} == set(inputs), f"{name}: arguments {sorted(inputs)}"
-    types = [i.canonical_type for i in abi.inputs]
-    return keccak(text=abi.selector)[:4] + abi_encode(types, [inputs[i.name] for i in abi.inputs])
-
-
-@contextmanager
-def reverts_exactly(contract: Any, name: str, **inputs: Any) -> Iterator[Any]:
-    """`ape.reverts(contract.<name>, **inputs)`, but exact.
-
-    `ape.reverts` with an error class passes any revert Ape could not decode (such as a
-    campaign error bubbling up through one of these test contracts) and ignores keyword
-    names the error does not have. Here the error and all its arguments must match.
-    """
-    expected = encode_error(contract, name, **inputs)
-    with ape.reverts() as info:
-        yield info
-    err = info.value
-    if isinstance(err, CustomError):
-        assert (type(err).__name__, dict(err.inputs)) == (name, inputs), f"expected {name}{inputs}, got {err!r}"
-    else:
-        assert HexBytes(str(err.revert_message)) == expected, f"expected {name}{inputs}, got {err!r}"
 
 
 def paid(receipt: Any) -> int:
