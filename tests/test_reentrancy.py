@@ -283,7 +283,7 @@ def test_attacker_is_driven_only_by_its_owner(
     setup_refund: Callable[[str], tuple[Any, Any]], pledgers: list[Any]
 ) -> None:
     _, attacker = setup_refund("withdrawn")
-    with reverts_exactly(attacker, "RefundReentrantNotOwner", caller=pledgers[2].address):
+    with reverts_exactly(attacker, "PuppetNotOwner", caller=pledgers[2].address):
         attacker.refund(sender=pledgers[2])
 
 

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ICampaign} from "../interfaces/ICampaign.sol";
+import {CampaignPuppet} from "./CampaignPuppet.sol";
 
 /// @title RefundReentrant
 /// @notice Test-only attacker. It pledges, withdraws and takes its refund (or, as a
@@ -11,7 +12,7 @@ import {ICampaign} from "../interfaces/ICampaign.sol";
 /// @dev Each re-entry is a low-level call whose outcome is recorded rather than bubbled, so
 ///      the outer payment completes and a test can check that the attacker got exactly its
 ///      due and nothing more. With `bubble` set, a failed re-entry reverts `receive()`.
-contract RefundReentrant {
+contract RefundReentrant is CampaignPuppet {
     // ─── Types ──────────────────────────────────────────────────────────────────────
 
     /// @notice What `receive()` does with the campaign's payment.
@@ -26,8 +27,6 @@ contract RefundReentrant {
 
     // ─── Errors ─────────────────────────────────────────────────────────────────────
 
-    /// @notice Only the deployer may drive the attacker.
-    error RefundReentrantNotOwner(address caller);
     /// @notice A re-entry failed and `bubble` is set: the campaign's payment is refused.
     error RefundReentrantReentryFailed(Mode mode, bytes reason);
 
@@ -39,13 +38,6 @@ contract RefundReentrant {
     /// @param success Whether the campaign accepted the call.
     /// @param result The call's return or revert data.
     event Reentered(Mode mode, uint256 depth, bool success, bytes result);
-
-    // ─── Immutables ─────────────────────────────────────────────────────────────────
-
-    /// @notice The campaign under attack.
-    ICampaign public immutable campaign;
-    /// @notice The account that deployed the attacker.
-    address public immutable owner;
 
     // ─── Storage ────────────────────────────────────────────────────────────────────
 
@@ -69,10 +61,7 @@ contract RefundReentrant {
     // ─── Constructor ────────────────────────────────────────────────────────────────
 
     /// @notice Deploys an attacker aimed at `campaign_`; any value sent funds its pledges.
-    constructor(ICampaign campaign_) payable {
-        campaign = campaign_;
-        owner = msg.sender;
-    }
+    constructor(ICampaign campaign_) payable CampaignPuppet(campaign_) {}
 
     // ─── External ───────────────────────────────────────────────────────────────────
 
@@ -85,30 +74,6 @@ contract RefundReentrant {
         mode = mode_;
         maxDepth = maxDepth_;
         bubble = bubble_;
-    }
-
-    /// @notice Pledges to the campaign, paying `value` out of this contract's balance.
-    function pledge(bytes calldata envelope, bytes calldata memberKey, uint256 value) external {
-        _onlyOwner();
-        campaign.pledge{value: value}(envelope, memberKey);
-    }
-
-    /// @notice Withdraws this contract's pledge.
-    function withdraw() external {
-        _onlyOwner();
-        campaign.withdraw();
-    }
-
-    /// @notice Asks the campaign for this contract's refund (the attack starts here).
-    function refund() external {
-        _onlyOwner();
-        campaign.refund();
-    }
-
-    /// @notice Claims the forfeited deposits, when this contract is the beneficiary.
-    function claimDeposits() external {
-        _onlyOwner();
-        campaign.claimDeposits();
     }
 
     /// @notice Takes the campaign's payment and re-enters it as armed.
@@ -128,10 +93,6 @@ contract RefundReentrant {
     }
 
     // ─── Internal ───────────────────────────────────────────────────────────────────
-
-    function _onlyOwner() private view {
-        if (msg.sender != owner) revert RefundReentrantNotOwner(msg.sender);
-    }
 
     function _calldata() private view returns (bytes memory) {
         Mode m = mode;
