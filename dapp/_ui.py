@@ -455,6 +455,17 @@ def _mark_saved(slot: str) -> None:
     st.session_state["saved:" + slot] = True
 
 
+def member_key_section(base: str, campaign: str | None, text: str) -> tuple[str, KeyPair, bool]:
+    """ "Your member key": a key for this form, offered only as a download; returns its session
+    slot, the key, and whether the user confirmed saving it."""
+    st.subheader("Your member key")
+    st.markdown(text)
+    slot = key_slot(base)
+    pair = member_key(slot)
+    key_download(pair, campaign, slot)
+    return slot, pair, key_saved_checkbox(slot)
+
+
 def key_saved_checkbox(slot: str) -> bool:
     return bool(
         st.checkbox(

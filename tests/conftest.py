@@ -226,19 +226,8 @@ def anvil_client(anvil_node: Any) -> Any:
 @pytest.fixture
 def stack(anvil_node: Any, anvil_client: Any, tmp_path: Path) -> Any:
     """A fresh factory, three funded keeper keys (t = 2) and a CLI bound to them."""
-    from spartacus_cli import Cli
+    from spartacus_cli import deploy_with_keepers
 
-    from spartacus.anvil import dev_key
-    from spartacus.chain import FactoryClient, KeySigner
-
-    factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
-    cli = Cli(anvil_node.url, factory.address, tmp_path)
-    keepers = []
-    for i in range(3):
-        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
-        anvil_client.w3.eth.send_transaction(
-            {"from": anvil_client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
-        )
-        keepers.append(out)
+    cli, keepers = deploy_with_keepers(anvil_node.url, anvil_client, tmp_path)
     (tmp_path / "instructions.txt").write_text("Meet at the north gate, Monday 6:00. Bring the cards.\n")
     return cli, keepers, anvil_client

@@ -120,3 +120,19 @@ def published(
         for i, _ in decrypt_shares_record(r, release_key, ctx, keeper_index)
     ]
     return granted, shared
+
+
+def deploy_with_keepers(url: str, client: Any, cwd: Path, keepers: int = 3) -> tuple[Cli, list[dict[str, str]]]:
+    """A fresh factory, ``keepers`` keeper keys made through the real command (mode 0600, in
+    ``cwd``) and funded, and a CLI bound to that factory."""
+    from spartacus.anvil import dev_key
+    from spartacus.chain import FactoryClient, KeySigner
+
+    factory, _ = FactoryClient.deploy(client, KeySigner(dev_key(0)))
+    cli = Cli(url, factory.address, cwd)
+    made = []
+    for i in range(keepers):
+        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
+        fund(client, out["address"])
+        made.append(out)
+    return cli, made

@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from spartacus_cli import deploy_with_keepers
 
-from spartacus.anvil import dev_key, free_port
-from spartacus.chain import FactoryClient, KeySigner
+from spartacus.anvil import free_port
 
 pytestmark = [
     pytest.mark.anvil,
@@ -135,15 +135,8 @@ def pledge_args(
 def stack(anvil_node: Any, anvil_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     """A fresh factory and three funded keeper keys (t = 2), for this module."""
     cwd = tmp_path_factory.mktemp("relay")
-    factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
-    cli = Cli(anvil_node.url, factory.address, cwd)
-    keepers = []
-    for i in range(3):
-        out = cli.json("keeper", "init", "--key-file", f"keeper{i}.key")
-        anvil_client.w3.eth.send_transaction(
-            {"from": anvil_client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
-        )
-        keepers.append(out)
+    relay_cli, keepers = deploy_with_keepers(anvil_node.url, anvil_client, cwd)
+    cli = Cli(relay_cli.url, relay_cli.factory, cwd)
     (cwd / "instructions.txt").write_text(INSTRUCTIONS)
     return Stack(cli, keepers)
 

@@ -62,15 +62,12 @@ if config.deposit:
     )
 signing = _ui.signer_picker(client)
 
-st.subheader("Your member key")
-st.markdown(
+slot, pair, saved = _ui.member_key_section(
+    base,
+    address,
     "A fresh key made for this pledge: the roster is encrypted to it. Save the file and keep it. It is "
-    "never shown on screen; this app holds it only in this session's memory."
+    "never shown on screen; this app holds it only in this session's memory.",
 )
-slot = _ui.key_slot(base)
-pair = _ui.member_key(slot)
-_ui.key_download(pair, address, slot)
-saved = _ui.key_saved_checkbox(slot)
 
 pending = _ui.wallet_pending()
 st.button(

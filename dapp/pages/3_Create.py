@@ -127,12 +127,9 @@ st.text_area(
 st.subheader("Sign")
 _ui.sealing_notice()
 signing = _ui.signer_picker(client)
-st.subheader("Your member key")
-st.markdown("Your own member key: it reads the roster after the reveal. It is never shown on screen.")
-slot = _ui.key_slot(base)
-pair = _ui.member_key(slot)
-_ui.key_download(pair, None, slot)
-saved = _ui.key_saved_checkbox(slot)
+slot, pair, saved = _ui.member_key_section(
+    base, None, "Your own member key: it reads the roster after the reveal. It is never shown on screen."
+)
 
 pending = _ui.wallet_pending()
 st.button(
