@@ -154,7 +154,7 @@ def relay_run(
         password=_password(smtp_password_file) if smtp_user else None,
         sender=sender or (smtp_user if smtp_user and "@" in smtp_user else DEFAULT_SENDER),
     )
-    key = load_key_file(member_key_file, KIND_MEMBER)
+    key = load_key_file(member_key_file, KIND_MEMBER, campaign=campaign)
     state = _state_path(state_path, member_key_file)
 
     def say(line: str) -> None:

@@ -38,7 +38,7 @@ from web3.exceptions import (
 )
 
 from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable
-from .types import CampaignContext, PledgeRecord, ReleaseRecord, Scope
+from .types import CampaignContext, LateJoiners, PledgeRecord, ReleaseRecord, Scope
 
 __all__ = [
     "STATES",
@@ -51,6 +51,7 @@ __all__ = [
     "DecodedLog",
     "FactoryClient",
     "KeySigner",
+    "pledge_digest",
     "Signer",
     "TxResult",
 ]
@@ -99,6 +100,7 @@ class DecodedLog:
     block_number: int
     log_index: int
     tx_hash: str
+    data: bytes = b""  # the log's data, exactly as the node returned it
 
 
 class Contracts:
@@ -129,7 +131,7 @@ class Contracts:
                 raise ChainError(f"{manifest} does not match contracts/ after compiling: run `make compile`")
         types = json.loads(manifest.read_text())["contractTypes"]
         artifacts = {}
-        for name in ("CampaignFactory", "Campaign"):
+        for name in ("CampaignFactory", "Campaign", "Forwarder"):
             if name not in types:
                 raise ChainError(f"{name} is missing from {manifest}: run `make compile`")
             artifacts[name] = {
@@ -190,6 +192,7 @@ class Contracts:
             block_number=int(log["blockNumber"]),
             log_index=int(log["logIndex"]),
             tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+            data=bytes(log["data"]),
         )
 
     def decode_error(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
@@ -252,6 +255,24 @@ def _explain(name: str, args: dict[str, Any]) -> str:
             f"keeper threshold {args['t']}: it must be between 1 and the number of keepers ({args['n']})"
         ),
         "FactoryCloneFailed": lambda: "a campaign already exists for this creator and salt: use another salt",
+        "CampaignClosedToLateJoiners": lambda: (
+            "the campaign is revealed and takes no more pledges (its organizer closed it to late joiners)"
+        ),
+        "CampaignInvalidRelayKey": lambda: "the relay key must be a 33-byte compressed secp256k1 public key",
+        "CampaignInvalidInstructions": lambda: (
+            f"sealed instructions of {args['length']} bytes: at most {args['max']}; shorten them"
+        ),
+        "ERC2771ForwarderInvalidSigner": lambda: (
+            "the relayed request's signature is not its signer's: sign it again with the key that pledges"
+        ),
+        "ERC2771ForwarderExpiredRequest": lambda: "the relayed request expired: sign a new one",
+        "ERC2771ForwarderMismatchedValue": lambda: (
+            f"the relayer sent {args['msgValue']} wei with a request for {args['requestedValue']} wei"
+        ),
+        "ERC2771UntrustfulTarget": lambda: f"{args['target']} does not trust this deployment's forwarder",
+        "InvalidAccountNonce": lambda: (
+            f"the request's nonce {args['currentNonce']} was already used: it was relayed before, never twice"
+        ),
     }
     explain = messages.get(name)
     return explain() if explain else f"{name}({', '.join(f'{k}={v}' for k, v in args.items())})"
@@ -495,8 +516,11 @@ class CampaignConfig:
     keepers: tuple[bytes, ...]  # 64-byte public keys, in on-chain (address) order
     keeper_threshold: int
     scope: Scope = Scope.MEMBERS
+    late_joiners: LateJoiners = LateJoiners.KNOWN
     deposit: int = 0
     beneficiary: str = "0x" + "00" * 20
+    relay: bytes = b""  # the relay service's 33-byte compressed key, or empty
+    instructions: bytes = b""  # the sealed instructions (spartacus.envelope)
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
@@ -509,13 +533,17 @@ class CampaignConfig:
             list(self.keepers),
             self.keeper_threshold,
             self.scope.code,
+            self.late_joiners.code,
             self.deposit,
             to_checksum_address(self.beneficiary),
+            bytes(self.relay),
+            bytes(self.instructions),
         )
 
     @classmethod
     def from_tuple(cls, raw: Sequence[Any]) -> CampaignConfig:
-        title, purpose, description, plan, threshold, deadline, keepers, t, scope, deposit, beneficiary = raw
+        (title, purpose, description, plan, threshold, deadline, keepers, t, scope, late, deposit, beneficiary, relay,
+         instructions) = raw  # fmt: skip
         return cls(
             title=title,
             purpose=purpose,
@@ -526,8 +554,11 @@ class CampaignConfig:
             keepers=tuple(bytes(k) for k in keepers),
             keeper_threshold=int(t),
             scope=Scope.from_code(int(scope)),
+            late_joiners=LateJoiners.from_code(int(late)),
             deposit=int(deposit),
             beneficiary=to_checksum_address(beneficiary),
+            relay=bytes(relay),
+            instructions=bytes(instructions),
         )
 
 
@@ -538,6 +569,15 @@ class CampaignCreated:
     config: CampaignConfig
     block_number: int
     tx: str
+
+
+def pledge_digest(log_data: bytes, instructions: bytes | None = None) -> bytes:
+    """The 20 bytes ``Campaign`` stores for a pledge: keccak256 of its ``Pledged`` log's data; for
+    pledge 0 (the creator's), keccak256 of that hash and of the sealed instructions' hash."""
+    h = bytes(keccak(log_data))
+    if instructions is not None:
+        h = bytes(keccak(h + bytes(keccak(instructions))))
+    return h[:20]
 
 
 def keeper_address(public_key: bytes) -> str:
@@ -558,10 +598,21 @@ class FactoryClient:
 
     @classmethod
     def deploy(cls, client: ChainClient, signer: Signer) -> tuple[FactoryClient, TxResult]:
+        """Deploys the deployment's ERC-2771 forwarder, then the factory that trusts it; the
+        result is the factory's transaction (``block_number`` is where scans start)."""
+        forwarder_code = bytes.fromhex(client.contracts.bytecode("Forwarder").removeprefix("0x"))
+        forwarder = client.send(signer, None, forwarder_code)
+        forwarder_address = client.w3.eth.get_transaction_receipt(HexBytes(forwarder.tx))["contractAddress"]
         code = bytes.fromhex(client.contracts.bytecode("CampaignFactory").removeprefix("0x"))
-        result = client.send(signer, None, code)
+        result = client.send(signer, None, code + abi_encode(["address"], [forwarder_address]))
         receipt = client.w3.eth.get_transaction_receipt(HexBytes(result.tx))
         return cls(client, str(receipt["contractAddress"])), result
+
+    @cached_property
+    def forwarder(self) -> str:
+        """The ERC-2771 forwarder the factory and its campaigns trust."""
+        (address,) = self.client.call("CampaignFactory", self.address, "trustedForwarder")
+        return to_checksum_address(address)
 
     def predict(self, creator: str, salt: bytes) -> str:
         (address,) = self.client.call("CampaignFactory", self.address, "predictCampaign", creator, salt)
@@ -577,10 +628,17 @@ class FactoryClient:
         [created] = result.events("CampaignCreated")
         return to_checksum_address(created.args["campaign"]), result
 
-    def campaigns(self, from_block: int = 0, to_block: BlockId = "latest") -> list[CampaignCreated]:
+    @cached_property
+    def deployed_at(self) -> int:
+        """The factory's deployment block (scans never start before it)."""
+        (block,) = self.client.call("CampaignFactory", self.address, "deployedAt")
+        return int(block)
+
+    def campaigns(self, from_block: int | None = None, to_block: BlockId = "latest") -> list[CampaignCreated]:
+        start = self.deployed_at if from_block is None else max(from_block, self.deployed_at)
         return [
             _created(log)
-            for log in self.client.logs(self.address, ["CampaignCreated"], from_block=from_block, to_block=to_block)
+            for log in self.client.logs(self.address, ["CampaignCreated"], from_block=start, to_block=to_block)
         ]
 
 
@@ -609,6 +667,8 @@ class CampaignStatus:
     keeper_threshold: int
     keeper_count: int
     block: int
+    late_joiners: LateJoiners = LateJoiners.KNOWN
+    relay_tag: bytes = bytes(12)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -624,6 +684,7 @@ class CampaignStatus:
             "scope": self.scope.value,
             "keeper_threshold": self.keeper_threshold,
             "keeper_count": self.keeper_count,
+            "late_joiners": self.late_joiners.value,
             "block": self.block,
         }
 
@@ -659,11 +720,48 @@ class CampaignClient:
             keeper_threshold=self._call("keeperThreshold", block=number),
             keeper_count=self._call("keeperCount", block=number),
             block=number,
+            late_joiners=LateJoiners.from_code(self._call("lateJoiners", block=number)),
+            relay_tag=bytes(self._call("relayTag", block=number)),
         )
 
     def pledge_of(self, address: str, block: BlockId = "latest") -> tuple[int, str, bool]:
-        index, status, held, _digest = self._call("pledgeOf", to_checksum_address(address), block=block)
+        """``(index, status, deposit held)`` of ``address``'s pledge."""
+        index, status, held, _late, _digest = self._call("pledgeOf", to_checksum_address(address), block=block)
         return int(index), PLEDGE_STATUSES[status], bool(held)
+
+    def pledge_record(self, address: str, block: BlockId = "latest") -> tuple[int, str, bool, bool, bytes]:
+        """``(index, status, deposit held, late, digest)``: the contract's storage for ``address``."""
+        index, status, held, late, digest = self._call("pledgeOf", to_checksum_address(address), block=block)
+        return int(index), PLEDGE_STATUSES[status], bool(held), bool(late), bytes(digest)
+
+    def pledge_records(
+        self, pledgers: Sequence[str], block: BlockId = "latest", batch_size: int = 200
+    ) -> list[tuple[int, str, bool, bool, bytes]]:
+        """:meth:`pledge_record` of many pledgers, in JSON-RPC batches (one call each where the node
+        refuses batches)."""
+        contracts, w3 = self.client.contracts, self.client.w3
+        out: list[tuple[int, str, bool, bool, bytes]] = []
+        for start in range(0, len(pledgers), batch_size):
+            chunk = [to_checksum_address(a) for a in pledgers[start : start + batch_size]]
+            txs = [
+                {"to": self.address, "data": HexBytes(contracts.encode_call("Campaign", "pledgeOf", [a]))}
+                for a in chunk
+            ]
+            raws: list[Any] | None
+            try:
+                with w3.batch_requests() as batch:
+                    for tx in txs:
+                        batch.add(w3.eth.call(tx, block))  # type: ignore[arg-type]
+                    raws = list(self.client._rpc(batch.execute))
+            except (Web3RPCError, ValueError, TypeError, AttributeError, NotImplementedError):
+                raws = None
+            if raws is None or len(raws) != len(chunk):
+                out.extend(self.pledge_record(a, block) for a in chunk)
+                continue
+            for raw in raws:
+                index, status, held, late, digest = contracts.decode_result("Campaign", "pledgeOf", bytes(raw))
+                out.append((int(index), PLEDGE_STATUSES[status], bool(held), bool(late), bytes(digest)))
+        return out
 
     def refundable(self, address: str) -> int:
         return int(self._call("refundableOf", to_checksum_address(address)))
@@ -676,7 +774,8 @@ class CampaignClient:
     def created(self) -> CampaignCreated:
         """The creation event: config, keepers, creator (texts live only there)."""
         topic = HexBytes(abi_encode(["address"], [self.address])).to_0x_hex()
-        for log in self.client.logs(self.factory, ["CampaignCreated"], topics=[topic]):
+        start = FactoryClient(self.client, self.factory).deployed_at
+        for log in self.client.logs(self.factory, ["CampaignCreated"], from_block=start, topics=[topic]):
             return _created(log)
         raise ChainError(f"no CampaignCreated event for {self.address}: is it a Spartacus campaign?")
 
@@ -688,14 +787,21 @@ class CampaignClient:
             keepers=config.keepers,
             keeper_threshold=config.keeper_threshold,
             scope=config.scope,
+            late_joiners=config.late_joiners,
+            relay=config.relay or None,
         )
 
     def pledges(self, to_block: BlockId = "latest") -> list[PledgeRecord]:
-        """Every pledge, with liveness as of ``to_block`` (from events only)."""
+        """Every pledge, with liveness and lateness as of ``to_block`` (from events only)."""
         records: dict[int, PledgeRecord] = {}
         withdrawn: set[int] = set()
+        reveal_index: int | None = None
         start = self.created.block_number
-        for log in self.client.logs(self.address, ["Pledged", "Withdrawn"], from_block=start, to_block=to_block):
+        events = ["Pledged", "Withdrawn", "ThresholdReached"]
+        for log in self.client.logs(self.address, events, from_block=start, to_block=to_block):
+            if log.event == "ThresholdReached":
+                reveal_index = int(log.args["lastIndex"])
+                continue
             index = int(log.args["index"])
             if log.event == "Pledged":
                 withdrawn.discard(index)
@@ -705,10 +811,20 @@ class CampaignClient:
                     member_key=bytes(log.args["memberKey"]),
                     envelope=bytes(log.args["envelope"]),
                     block_number=log.block_number,
+                    log_data=log.data,
                 )
             else:
                 withdrawn.add(index)
-        return [PledgeRecord(**{**r.__dict__, "live": r.index not in withdrawn}) for _, r in sorted(records.items())]
+        return [
+            PledgeRecord(
+                **{
+                    **r.__dict__,
+                    "live": r.index not in withdrawn,
+                    "late": reveal_index is not None and r.index > reveal_index,
+                }
+            )
+            for _, r in sorted(records.items())
+        ]
 
     def releases(self, from_block: int | None = None, to_block: BlockId = "latest") -> list[ReleaseRecord]:
         start = self.created.block_number if from_block is None else from_block

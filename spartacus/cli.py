@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import sys
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 import click
 
 from ._exceptions import InputError, KeyFileError, NotRevealedError, SpartacusError
+from .inputs import LATE_JOINER_CHOICES, parse_contacts, parse_deadline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,40 +85,6 @@ def _connected(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_contacts(values: Sequence[str]) -> dict[str, str]:
-    contacts: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--contact {item!r}: write it as KEY=VALUE, e.g. --contact email=me@example.org")
-        key = key.strip().lower()
-        if key in contacts:
-            raise InputError(f"--contact {key} given twice: give each field once")
-        contacts[key] = value.strip()
-    return contacts
-
-
-_RELATIVE = re.compile(r"^\+(\d+)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_deadline(text: str, now: int) -> int:
-    """``+7d`` / ``+12h`` / ``+30m`` (from the chain's time ``now``) or ISO 8601; unix seconds."""
-    text = text.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        return now + int(match.group(1)) * _UNITS[match.group(2)]
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(
-            f"--deadline {text!r}: use ISO 8601 (2026-12-31T18:00:00Z) or a duration like +7d, +12h, +30m"
-        ) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
-
-
 def _read_text_file(path: str, what: str, limit: int) -> str:
     p = Path(path)
     try:
@@ -133,13 +99,14 @@ def _read_text_file(path: str, what: str, limit: int) -> str:
         raise InputError(f"{what} {path} is not UTF-8 text: save it as UTF-8") from exc
 
 
-def _member_key(path: str, *, create: bool) -> Any:
-    """Loads a member key file, or creates it (mode 0600) when it does not exist yet."""
+def _member_key(path: str, *, create: bool, campaign: str, chain_id: int) -> Any:
+    """Loads the member key file of ``campaign``, or creates it (mode 0600) when it does not exist
+    yet; a key file of another campaign is refused (a reused key links two pledges on-chain)."""
     from .keys import KIND_MEMBER, generate_key_file, load_key_file
 
     if create and not os.path.lexists(path):
-        return generate_key_file(path, KIND_MEMBER)
-    return load_key_file(path, KIND_MEMBER)
+        return generate_key_file(path, KIND_MEMBER, campaign=campaign, chain_id=chain_id)
+    return load_key_file(path, KIND_MEMBER, campaign=campaign, chain_id=chain_id)
 
 
 def _factory_address(factory: str | None) -> str:
@@ -166,14 +133,21 @@ def cli(verbose: int) -> None:
 @json_option
 @_connected
 def deploy(client: Any, account: str | None, as_json: bool) -> None:
-    """Deploy the campaign factory (once per network)."""
+    """Deploy the campaign factory and its ERC-2771 forwarder (once per network)."""
     from .chain import FactoryClient
 
     factory, result = FactoryClient.deploy(client, _signer(account, client))
     _emit(
         as_json,
-        {"factory": factory.address, "tx": result.tx, "gas_used": result.gas_used},
-        f"factory deployed at {factory.address} (tx {result.tx}, {result.gas_used:,} gas)\n"
+        {
+            "factory": factory.address,
+            "forwarder": factory.forwarder,
+            "block": result.block_number,
+            "tx": result.tx,
+            "gas_used": result.gas_used,
+        },
+        f"factory deployed at {factory.address} in block {result.block_number} (tx {result.tx}, "
+        f"{result.gas_used:,} gas); forwarder {factory.forwarder}\n"
         f"export SPARTACUS_FACTORY={factory.address}",
     )
 
@@ -193,6 +167,21 @@ def deploy(client: Any, account: str | None, as_json: bool) -> None:
     "--beneficiary", default=None, help="Where live deposits go after the reveal (default: back to pledgers)."
 )
 @click.option("--scope", type=click.Choice(["members", "public"]), default="members", show_default=True)
+@click.option(
+    "--late-joiners",
+    type=click.Choice(LATE_JOINER_CHOICES),
+    default="known",
+    show_default=True,
+    help="What a pledge after the reveal gets: known (revealed to the members, gets the instructions, not the "
+    "roster), roster (gets the roster too; its deposit stays locked until the deadline), closed (no late pledges).",
+)
+@click.option(
+    "--relay",
+    "relay_key",
+    default=None,
+    help="Public key of the relay service that e-mails the members (`spartacus relay init`); it reads the roster "
+    "after the reveal. Default: no relay service (run your own `relay run` with your member key, or no e-mail).",
+)
 @click.option("--name", required=True, help="The name the members will know you by.")
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--instructions-file", required=True, type=click.Path(), help="The sealed instructions (UTF-8 text).")
@@ -204,9 +193,9 @@ def deploy(client: Any, account: str | None, as_json: bool) -> None:
 def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
     """Create a campaign; your sealed record (with the instructions) is pledge #1."""
     from .chain import MAX_KEEPERS, MAX_THRESHOLD, CampaignConfig, FactoryClient, sort_keepers
-    from .envelope import PledgeContent, seal
-    from .keys import parse_public_key
-    from .types import CampaignContext, Scope
+    from .envelope import PledgeContent, seal, seal_instructions
+    from .keys import compress_public_key, parse_public_key
+    from .types import CampaignContext, LateJoiners, Scope
 
     now = client.timestamp()
     threshold, t = o["threshold"], o["keeper_threshold"]
@@ -226,15 +215,17 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
         raise InputError(f"--keeper-threshold {t}: it must be between 1 and the number of keepers ({len(keepers)})")
     if o["deposit"] < 0:
         raise InputError("--deposit must be 0 or more wei")
-    content = PledgeContent(
-        name=o["name"],
-        contact=parse_contacts(o["contacts"]),
-        instructions=_read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES),
-    )
+    content = PledgeContent(name=o["name"], contact=parse_contacts(o["contacts"]))
+    instructions = _read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES)
+    relay = compress_public_key(o["relay_key"]) if o["relay_key"] else b""
     signer = _signer(account, client)
     factory = FactoryClient(client, _factory_address(o["factory"]))
-    member = _member_key(o["member_key_file"], create=True)
 
+    salt = secrets.token_bytes(32)
+    address = factory.predict(signer.address, salt)  # sealed to the address before it exists
+    member = _member_key(o["member_key_file"], create=True, campaign=address, chain_id=client.chain_id)
+    scope, late = Scope(o["scope"]), LateJoiners(o["late_joiners"])
+    ctx = CampaignContext(client.chain_id, address, keepers, t, scope, late, relay or None)
     config = CampaignConfig(
         title=o["title"],
         purpose=o["purpose"],
@@ -244,14 +235,14 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
         deadline=deadline,
         keepers=keepers,
         keeper_threshold=t,
-        scope=Scope(o["scope"]),
+        scope=scope,
+        late_joiners=late,
         deposit=o["deposit"],
         beneficiary=o["beneficiary"] or "0x" + "00" * 20,
+        relay=relay,
+        instructions=seal_instructions(instructions, ctx, member, creator=signer.address),
     )
-    salt = secrets.token_bytes(32)
-    address = factory.predict(signer.address, salt)  # sealed to the address before it exists
-    ctx = CampaignContext(client.chain_id, address, keepers, t, config.scope)
-    envelope = seal(content, ctx, member.compressed, pledger=signer.address)
+    envelope = seal(content, ctx, member, pledger=signer.address)
     campaign, result = factory.create(signer, config, salt, envelope, member.compressed)
     _emit(
         as_json,
@@ -295,13 +286,13 @@ def pledge(
     if live_status == "live":
         raise InputError(f"{signer.address} already has a live pledge in {c.address}: one per address")
     existed = os.path.lexists(member_key_file)
-    member = _member_key(member_key_file, create=True)
+    member = _member_key(member_key_file, create=True, campaign=c.address, chain_id=client.chain_id)
     if existed and any(p.live and p.member_key == member.compressed for p in c.pledges()):
         raise InputError(
             f"member key {member_key_file} is already in a live pledge of this campaign: use a new --member-key-file"
         )
     value = 0 if held else status.deposit
-    envelope = seal(content, c.context(), member.compressed, pledger=signer.address)
+    envelope = seal(content, c.context(), member, pledger=signer.address)
     result = c.pledge(signer, envelope, member.compressed, value)
     [event] = result.events("Pledged")
     count = int(event.args["count"])
@@ -382,31 +373,33 @@ def status(client: Any, as_json: bool, campaign: str) -> None:
 def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | None) -> None:
     """The roster and instructions of a revealed CAMPAIGN, rebuilt from the chain."""
     from .chain import CampaignClient
-    from .roster import build_roster
-    from .types import Scope
+    from .roster import read_roster
 
-    key = _member_key(member_key_file, create=False) if member_key_file else None
     c = CampaignClient(client, campaign)
-    st = c.status()
-    if st.state != "revealed":
-        raise NotRevealedError(
-            f"campaign {c.address} is {st.state} with {st.count} of {st.threshold} pledges: "
-            + (
-                "the roster exists only after the reveal"
-                if st.state == "open"
-                else "it never reached its threshold, so nothing will ever be revealed"
-            )
-        )
-    ctx = c.context()
-    if ctx.scope is Scope.MEMBERS and key is None:
-        raise InputError("this campaign reveals to members only: pass --member-key-file (the key you pledged with)")
-    result = build_roster(ctx, c.pledges(), c.releases(), key, st.creator)
+    key = (
+        _member_key(member_key_file, create=False, campaign=c.address, chain_id=client.chain_id)
+        if member_key_file
+        else None
+    )
+    result = read_roster(c, key)
     data = result.to_json()
     lines = [f"{len(result.members)} members of {c.address}"]
-    lines += [f"  #{m.index} {m.name}  " + "  ".join(f"{k}={v}" for k, v in m.contact.items()) for m in result.members]
+    lines += [
+        f"  #{m.index + 1} {m.name}  " + "  ".join(f"{k}={v}" for k, v in m.contact.items()) for m in result.members
+    ]
+    if result.late_joiner:
+        lines = [
+            f"You joined {c.address} after its reveal: its members can read your record, and you receive "
+            "the organizer's instructions, not the earlier roster (the campaign's late-joiner policy)."
+        ]
     lines += ["", "Instructions:", result.instructions or "(none could be read yet)"]
     if result.skipped:
-        lines += ["", "Skipped:"] + [f"  #{s.index}: {s.reason}" for s in result.skipped]
+        lines += ["", "Skipped:"] + [
+            f"  {'#' + str(s.index + 1) if s.index is not None else 'keeper #' + str(s.keeper_index)}: {s.reason}"
+            if s.index is not None or s.keeper_index is not None
+            else f"  {s.reason}"
+            for s in result.skipped
+        ]
     _emit(as_json, data, "\n".join(lines))
 
 

@@ -5,17 +5,22 @@ for campaigns that name its public key and, for each one:
 
 * does nothing while the campaign is open, and never anything once it expired or was
   cancelled below its threshold (P3);
-* once ``ThresholdReached`` is ``confirmations`` blocks deep, opens its share of every
-  live pledge (withdrawn ones never: P4) and publishes them: encrypted under its
-  campaign release key, which it wraps to each member key (``members`` scope), or in
-  clear (``public`` scope); in as many transactions as the bytes need;
-* releases later pledges (the campaign goes on in public) as they arrive.
+* once ``ThresholdReached`` is ``confirmations`` blocks deep, checks what its node's logs
+  say against the contract's own storage at that block (the reveal, the live count, every
+  pledge's index, status and digest, the configuration) and refuses to act on any mismatch;
+* then opens its share of every live pledge (withdrawn ones never: P4) and publishes them
+  (format v2, :mod:`spartacus.release`): each pledge's share together with that pledge's
+  grant, in the same transaction (P5), in as many transactions as the bytes need; the
+  instructions' share; the roster key to the campaign's relay service, if it names one;
+* releases later pledges (the campaign goes on in public) as they arrive, as the campaign's
+  late-joiner policy says: ``known`` late joiners are granted the instructions only.
 
-What has been published is read back from the chain itself (the keeper can decrypt
-its own releases), so a restart never publishes the same share or grant twice. The
-SQLite state holds what the chain cannot: the release keys, the scan cursor, and a
-journal of signed transactions that were sent but not yet seen mined, which is
-re-broadcast (same nonce, same hash) rather than rebuilt after a crash.
+What has been published is read back from the chain itself (index sets are in clear), and
+the release keys are derived from the keeper's own key, so a restart never publishes the
+same share or grant twice. The SQLite state holds what the chain cannot: the scan cursor,
+the pledges this keeper cannot open, and a journal of signed transactions that were sent
+but not yet seen mined, which is re-broadcast (same nonce, same hash) rather than rebuilt
+after a crash.
 """
 
 from __future__ import annotations
@@ -29,25 +34,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from ._exceptions import ChainError, DecryptionError, EnvelopeError, RPCUnavailable, SpartacusError
+from ._exceptions import ChainError, DecryptionError, EnvelopeError, InputError, RPCUnavailable, SpartacusError
 from ._listener_state import check_identity, lock, open_state, transaction
-from .chain import CampaignClient, ChainClient, FactoryClient, KeySigner
-from .envelope import open_share, parse
+from .chain import CampaignClient, CampaignStatus, ChainClient, FactoryClient, KeySigner, keeper_address, pledge_digest
+from .envelope import ROLE_INSTRUCTIONS, open_share, parse
 from .keys import KeyPair
-from .release import (
-    GrantRecord,
-    PublicSharesRecord,
-    SharesRecord,
-    build_release,
-    decrypt_shares_record,
-    new_release_key,
-    parse_release,
-)
-from .types import CampaignContext, Scope
+from .release import LATE_KEY, ROSTER_KEY, Entry, build_release, published_by
+from .types import CampaignContext, LateJoiners, PledgeRecord, Scope
 
-__all__ = ["Keeper", "KeeperReport", "default_confirmations"]
+__all__ = ["Keeper", "KeeperReport", "NodeMismatch", "default_confirmations", "check_against_storage"]
 
 log = logging.getLogger("spartacus.keeper")
 
@@ -65,7 +63,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS campaigns (
     address TEXT PRIMARY KEY,
     keeper_index INTEGER NOT NULL,
-    release_key BLOB NOT NULL,
     created_block INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'watching'   -- watching | revealed | closed
 );
@@ -89,6 +86,77 @@ class KeeperReport:
     transactions: list[str] = field(default_factory=list)
     skipped: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     closed: list[str] = field(default_factory=list)
+    #: campaigns not acted on because the node's logs disagree with the contract's storage
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+class NodeMismatch(ChainError):
+    """The node's logs disagree with the contract's storage: the keeper refuses to act on them."""
+
+
+def _mismatch(campaign: str, what: str) -> NodeMismatch:
+    return NodeMismatch(
+        f"campaign {campaign}: the node's logs disagree with the contract's storage ({what}); refusing to "
+        "release anything for it. The node (or something between it and this keeper) may be lying: check "
+        "--network, prefer https, or use another provider",
+        campaign=campaign,
+    )
+
+
+def check_against_storage(
+    campaign: CampaignClient,
+    status: CampaignStatus,
+    ctx: CampaignContext,
+    pledges: list[PledgeRecord],
+    block: int,
+    to_release: list[PledgeRecord] | None = None,
+) -> None:
+    """Before a release, at ``block``: the reveal, the configuration, the live and total counts,
+    and the index, status and digest of every pledge about to be released (``to_release``;
+    default all) as the logs tell them must be the contract's (:class:`NodeMismatch`
+    otherwise). Catches a node or proxy that injects, alters or hides logs; a node that lies
+    about storage too is caught only by comparing providers."""
+    address = campaign.address
+    created = campaign.created
+    config = created.config
+    if status.state != "revealed" or not 0 < status.reveal_block <= block:
+        raise _mismatch(address, f"state {status.state}, reveal block {status.reveal_block}")
+    addresses = [keeper_address(k) for k in ctx.keepers]
+    # abi.encodePacked of an address[] pads each element to a 32-byte word
+    expected_hash = bytes(keccak(b"".join(bytes(12) + bytes.fromhex(a[2:]) for a in addresses)))
+    got_hash = bytes(campaign._call("keeperSetHash", block=block))
+    relay_tag = bytes(keccak(config.relay))[:12] if config.relay else bytes(12)
+    facts = {
+        "keeper set": (got_hash, expected_hash),
+        "keeper threshold": (status.keeper_threshold, ctx.keeper_threshold),
+        "keeper count": (status.keeper_count, len(ctx.keepers)),
+        "scope": (status.scope, ctx.scope),
+        "late-joiner policy": (status.late_joiners, ctx.late_joiners),
+        "relay": (status.relay_tag, relay_tag),
+        "creator": (status.creator.lower(), created.creator.lower()),
+    }
+    for what, (storage, logs) in facts.items():
+        if storage != logs:
+            shown = (storage.hex(), logs.hex()) if isinstance(storage, bytes) else (storage, logs)
+            raise _mismatch(address, f"{what}: storage says {shown[0]}, the creation log {shown[1]}")
+    live = [p for p in pledges if p.live]
+    if len(live) != status.count:
+        raise _mismatch(address, f"{len(live)} live pledges in the logs, pledgeCount() is {status.count}")
+    if len(pledges) != status.total_pledges:
+        raise _mismatch(address, f"{len(pledges)} pledges in the logs, totalPledges() is {status.total_pledges}")
+    checked = pledges if to_release is None else to_release
+    records = campaign.pledge_records([p.pledger for p in checked], block=block)
+    for p, (index, state, _held, _late, digest) in zip(checked, records, strict=True):
+        instructions = config.instructions if p.index == 0 else None
+        want_state = "live" if p.live else "withdrawn"
+        if index != p.index or state != want_state:
+            # A pledger who withdrew and pledged again has one record, the newest: older indexes are gone.
+            newer = any(q.pledger == p.pledger and q.index > p.index for q in pledges)
+            if not (newer and not p.live):
+                raise _mismatch(address, f"pledge #{p.index}: storage has #{index} {state}, the logs {want_state}")
+            continue
+        if p.live and digest != pledge_digest(p.log_data, instructions):
+            raise _mismatch(address, f"pledge #{p.index}: its log does not hash to the digest in storage")
 
 
 class Keeper:
@@ -166,11 +234,14 @@ class Keeper:
             return report
         self._settle_inflight()
         self._discover(safe, report)
-        for address, index, release_key in self.db.execute(
-            "SELECT address, keeper_index, release_key FROM campaigns WHERE status != 'closed'"
+        for address, index in self.db.execute(
+            "SELECT address, keeper_index FROM campaigns WHERE status != 'closed'"
         ).fetchall():
             try:
-                self._serve(CampaignClient(self.client, address), index, bytes(release_key), safe, report)
+                self._serve(CampaignClient(self.client, address), index, safe, report)
+            except NodeMismatch as exc:  # said loudly, acted on never; the next pass checks again
+                log.error("%s", exc.message)
+                report.refused[address] = exc.message
             except (ChainError, RPCUnavailable):
                 raise
             except SpartacusError as exc:  # one bad campaign never stops the others
@@ -182,7 +253,7 @@ class Keeper:
 
     def _discover(self, safe: int, report: KeeperReport) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'scanned'").fetchone()
-        start = int(row[0]) + 1 if row else 0
+        start = int(row[0]) + 1 if row else self.factory.deployed_at
         if start > safe:
             return
         mine = self.key.public_key
@@ -191,9 +262,8 @@ class Keeper:
                 continue
             index = created.config.keepers.index(mine)
             inserted = self.db.execute(
-                "INSERT OR IGNORE INTO campaigns (address, keeper_index, release_key, created_block)"
-                " VALUES (?, ?, ?, ?)",
-                (created.campaign, index, new_release_key(), created.block_number),
+                "INSERT OR IGNORE INTO campaigns (address, keeper_index, created_block) VALUES (?, ?, ?)",
+                (created.campaign, index, created.block_number),
             ).rowcount
             if inserted:
                 report.discovered.append(created.campaign)
@@ -202,7 +272,7 @@ class Keeper:
 
     # ─── One campaign ──────────────────────────────────────────────────────────────
 
-    def _serve(self, campaign: CampaignClient, index: int, release_key: bytes, safe: int, report: KeeperReport) -> None:
+    def _serve(self, campaign: CampaignClient, index: int, safe: int, report: KeeperReport) -> None:
         status = campaign.status(block=safe)
         if status.state in ("expired", "cancelled"):
             # Below N for good: nothing is ever released (P3).
@@ -212,78 +282,100 @@ class Keeper:
             return
         if status.state != "revealed":
             return
-        self.db.execute("UPDATE campaigns SET status = 'revealed' WHERE address = ?", (campaign.address,))
         ctx = campaign.context()
-        live = [p for p in campaign.pledges(to_block=safe) if p.live]
-        shared, granted = self._published(campaign, ctx, index, release_key)
+        pledges = campaign.pledges(to_block=safe)
+        self.db.execute("UPDATE campaigns SET status = 'revealed' WHERE address = ?", (campaign.address,))
+        done = published_by(campaign.releases(to_block=safe), index, self.key.address)
         unreadable = {
             row[0]
             for row in self.db.execute(
                 "SELECT pledge_index FROM unreadable WHERE campaign = ?", (campaign.address,)
             ).fetchall()
         }
-
-        shares: dict[int, bytes] = {}
+        live = [p for p in pledges if p.live]
+        todo = [p for p in live if p.index not in done.shared and p.index not in unreadable]
+        public = ctx.scope is Scope.PUBLIC
+        once_pending = ((-1 if public else ROSTER_KEY) not in done.instructions) or bool(
+            ctx.relay and not public and not done.relay
+        )
+        if not todo and not once_pending:
+            return
+        check_against_storage(campaign, status, ctx, pledges, safe, to_release=todo + [p for p in live if p.index == 0])
+        entries: list[Entry] = []
         skipped: list[tuple[int, str]] = []
-        for pledge in live:
-            if pledge.index in shared or pledge.index in unreadable:
-                continue
+        for pledge in todo:
             try:
-                shares[pledge.index] = open_share(
+                y = open_share(
                     parse(pledge.envelope), index, self.key, ctx, member_key33=pledge.member_key, pledger=pledge.pledger
                 )
             except (EnvelopeError, DecryptionError) as exc:
                 skipped.append((pledge.index, exc.message))
-        grants = {p.index: p.member_key for p in live if p.index not in granted} if ctx.scope is Scope.MEMBERS else {}
+                continue
+            known_late = pledge.late and ctx.late_joiners is LateJoiners.KNOWN
+            entries.append(Entry(pledge.index, y, pledge.member_key, LATE_KEY if known_late else ROSTER_KEY))
+        instructions_y = self._instructions_share(campaign, ctx, index, live, status.creator)
+        first_instructions = None
+        if instructions_y is not None and (-1 if public else ROSTER_KEY) not in done.instructions:
+            first_instructions = instructions_y
+        late_instructions = None
+        needs_late = any(e.grant == LATE_KEY for e in entries)
+        if instructions_y is not None and not public and LATE_KEY not in done.instructions and needs_late:
+            late_instructions = instructions_y
+        relay_key = ctx.relay if (ctx.relay and not public and not done.relay) else None
         if skipped:
             with self._tx() as db:
                 db.executemany(
                     "INSERT OR IGNORE INTO unreadable (campaign, pledge_index, reason) VALUES (?, ?, ?)",
                     [(campaign.address, i, reason) for i, reason in skipped],
                 )
-        if not shares and not grants:
+        if not entries and first_instructions is None and relay_key is None:
             return
-        build = build_release(ctx, index, release_key, shares, grants, max_bytes=self.max_release_bytes)
+        build = build_release(
+            ctx,
+            self.key,
+            index,
+            entries,
+            instructions=first_instructions,
+            late_instructions=late_instructions,
+            relay_key=relay_key,
+            max_bytes=self.max_release_bytes,
+        )
         skipped += build.skipped
         for payload in build.payloads:
             report.transactions.append(self._publish(campaign, index, payload))
-        report.released[campaign.address] = len(shares)
-        report.granted[campaign.address] = len(grants) - len(build.skipped)
+        report.released[campaign.address] = len(entries)
+        report.granted[campaign.address] = 0 if public else len(entries) - len(build.skipped)
         if skipped:
             report.skipped[campaign.address] = skipped
         log.info(
-            "campaign %s: released %d share(s), %d grant(s) in %d transaction(s); %d skipped",
+            "campaign %s: released %d share(s) with their grants in %d transaction(s); %d skipped",
             campaign.address,
-            len(shares),
-            report.granted[campaign.address],
+            len(entries),
             len(build.payloads),
             len(skipped),
         )
 
-    def _published(
-        self, campaign: CampaignClient, ctx: CampaignContext, index: int, release_key: bytes
-    ) -> tuple[set[int], set[int]]:
-        """Pledge indexes this keeper already shared and granted, read back from the chain."""
-        shared: set[int] = set()
-        granted: set[int] = set()
-        for rel in campaign.releases():
-            if rel.keeper_index != index or rel.keeper != self.key.address:
-                continue
-            try:
-                records = parse_release(rel.data)
-            except EnvelopeError:
-                continue
-            for record in records:
-                if isinstance(record, GrantRecord):
-                    granted.update(i for i, _ in record.entries)
-                elif isinstance(record, PublicSharesRecord):
-                    shared.update(i for i, _ in record.entries)
-                elif isinstance(record, SharesRecord):
-                    try:
-                        shared.update(i for i, _ in decrypt_shares_record(record, release_key, ctx, index))
-                    except DecryptionError:  # under an older release key (state file lost): re-release
-                        continue
-        return shared, granted
+    def _instructions_share(
+        self, campaign: CampaignClient, ctx: CampaignContext, index: int, live: list[PledgeRecord], creator: str
+    ) -> bytes | None:
+        """This keeper's share of the sealed instructions, or None (none, or unreadable: logged)."""
+        sealed = campaign.created.config.instructions
+        organizer = next((p for p in live if p.index == 0 and p.pledger.lower() == creator.lower()), None)
+        if not sealed or organizer is None:
+            return None
+        try:
+            return open_share(
+                parse(sealed),
+                index,
+                self.key,
+                ctx,
+                member_key33=organizer.member_key,
+                pledger=creator,
+                role=ROLE_INSTRUCTIONS,
+            )
+        except (EnvelopeError, DecryptionError, InputError) as exc:
+            log.warning("campaign %s: the sealed instructions do not open for this keeper: %s", campaign.address, exc)
+            return None
 
     # ─── Transactions, journaled ───────────────────────────────────────────────────
 

@@ -644,7 +644,9 @@ class Relay:
         ctx = c.context()
         pledges = c.pledges(to_block=status.block)
         releases = c.releases(to_block=status.block)
-        roster = build_roster(ctx, pledges, releases, self.key, status.creator)
+        roster = build_roster(
+            ctx, pledges, releases, self.key, status.creator, instructions=c.created.config.instructions
+        )
         report.unreadable = [s.to_json() for s in roster.skipped]
         known = {int(r[0]) for r in self.db.execute("SELECT pledge_index FROM members").fetchall()}
         new = [m for m in roster.members if m.index not in known]

@@ -23,10 +23,10 @@ command -v node >/dev/null && command -v npm >/dev/null || die "Node.js 20+ and 
 # 1. Node tools, pinned by package-lock.json.
 node_stamp="$(stamp_of package.json package-lock.json)"
 if [ "$(cat node_modules/.spartacus-stamp 2>/dev/null)" != "$node_stamp" ]; then
-    say "Installing Node tools (solc-js, anvil)"
-    # `npm ci` trips over the lock file's optional per-platform anvil packages; `install`
-    # still honours the pinned versions in package-lock.json.
-    npm install --no-audit --no-fund --loglevel=error
+    say "Installing Node tools and browser libraries (solc-js, OpenZeppelin, anvil, noble, esbuild)"
+    # Exactly the lock file: `npm ci` never rewrites it, so setup leaves `git status` clean.
+    # The lock lists every platform's anvil and esbuild binary; npm installs this one's.
+    npm ci --no-audit --no-fund --loglevel=error
     echo "$node_stamp" > node_modules/.spartacus-stamp
 fi
 anvil_bin="$root/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
