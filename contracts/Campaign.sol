@@ -27,6 +27,8 @@ contract Campaign is ICampaign, ERC2771Context {
     uint256 public constant MAX_ENVELOPE = 24_576;
     /// @notice Largest sealed instructions, in bytes.
     uint256 public constant MAX_INSTRUCTIONS = 24_576;
+    /// @notice Largest note to the relay, in bytes.
+    uint256 public constant MAX_RELAY_NOTE = 1024;
     /// @notice Largest release in one transaction, in bytes.
     uint256 public constant MAX_RELEASE = 32_768;
 
@@ -313,6 +315,10 @@ contract Campaign is ICampaign, ERC2771Context {
         }
         if (config.instructions.length > MAX_INSTRUCTIONS) {
             revert CampaignInvalidInstructions(config.instructions.length, MAX_INSTRUCTIONS);
+        }
+        uint256 note = config.relayNote.length;
+        if (note > MAX_RELAY_NOTE || (note != 0 && relay.length == 0)) {
+            revert CampaignInvalidRelayNote(note, MAX_RELAY_NOTE);
         }
 
         _scope = config.scope;

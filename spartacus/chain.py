@@ -259,6 +259,9 @@ def _explain(name: str, args: dict[str, Any]) -> str:
             "the campaign is revealed and takes no more pledges (its organizer closed it to late joiners)"
         ),
         "CampaignInvalidRelayKey": lambda: "the relay key must be a 33-byte compressed secp256k1 public key",
+        "CampaignInvalidRelayNote": lambda: (
+            f"note to the relay of {args['length']} bytes: at most {args['max']}, and only with a relay"
+        ),
         "CampaignInvalidInstructions": lambda: (
             f"sealed instructions of {args['length']} bytes: at most {args['max']}; shorten them"
         ),
@@ -520,6 +523,7 @@ class CampaignConfig:
     deposit: int = 0
     beneficiary: str = "0x" + "00" * 20
     relay: bytes = b""  # the relay service's 33-byte compressed key, or empty
+    relay_note: bytes = b""  # a note sealed to the relay's key (spartacus.relaynote), or empty
     instructions: bytes = b""  # the sealed instructions (spartacus.envelope)
 
     def as_tuple(self) -> tuple[Any, ...]:
@@ -537,13 +541,14 @@ class CampaignConfig:
             self.deposit,
             to_checksum_address(self.beneficiary),
             bytes(self.relay),
+            bytes(self.relay_note),
             bytes(self.instructions),
         )
 
     @classmethod
     def from_tuple(cls, raw: Sequence[Any]) -> CampaignConfig:
         (title, purpose, description, plan, threshold, deadline, keepers, t, scope, late, deposit, beneficiary, relay,
-         instructions) = raw  # fmt: skip
+         relay_note, instructions) = raw  # fmt: skip
         return cls(
             title=title,
             purpose=purpose,
@@ -558,6 +563,7 @@ class CampaignConfig:
             deposit=int(deposit),
             beneficiary=to_checksum_address(beneficiary),
             relay=bytes(relay),
+            relay_note=bytes(relay_note),
             instructions=bytes(instructions),
         )
 

@@ -59,6 +59,9 @@ interface ICampaign {
     ///        the live pledges' deposits go to this address after the reveal.
     /// @param relay Empty, or the 33-byte compressed public key of the relay that e-mails the
     ///        members after the reveal: keepers grant it the roster like a member's key.
+    /// @param relayNote Empty, or a note sealed to the relay's key (ECIES, see the Python package
+    ///        `spartacus.relaynote`): the organizer's contact for progress e-mails, which only the
+    ///        relay can read.
     /// @param instructions The organizer's sealed instructions (see the Python package
     ///        `spartacus.envelope`), readable apart from the organizer's own record; may be empty.
     struct Config {
@@ -75,6 +78,7 @@ interface ICampaign {
         uint96 deposit;
         address beneficiary;
         bytes relay;
+        bytes relayNote;
         bytes instructions;
     }
 
@@ -98,6 +102,8 @@ interface ICampaign {
     error CampaignInvalidRelayKey();
     /// @notice The sealed instructions are longer than `max` bytes.
     error CampaignInvalidInstructions(uint256 length, uint256 max);
+    /// @notice The note to the relay is longer than `max` bytes, or there is a note but no relay.
+    error CampaignInvalidRelayNote(uint256 length, uint256 max);
     /// @notice The campaign is not in a state that allows this call.
     error CampaignWrongState(State state);
     /// @notice The campaign takes no pledge after its reveal (late joiners: closed).
