@@ -281,3 +281,42 @@ def test_key_files_are_private(stack: Any) -> None:
     assert out.returncode != 0 and "existing file" in out.stderr
     secret = json.loads((cli.cwd / "keeper0.key").read_text())["private_key"]
     assert secret[2:] not in out.stdout + out.stderr
+
+
+def test_addresses_that_are_not_campaigns_get_one_line(stack: Any) -> None:
+    """The factory's address (printed in every footer), the forwarder, an empty address: each
+    command answers in one line that says what the address is not, and sends nothing."""
+    cli, keepers, client = stack
+    forwarder = CampaignClient(client, cli.factory).client.call("CampaignFactory", cli.factory, "trustedForwarder")[0]
+    empty = "0x000000000000000000000000000000000000dEaD"
+    nonce = client.w3.eth.get_transaction_count(client.w3.eth.accounts[3])
+    for address, says in ((cli.factory, "is not a Spartacus campaign"), (forwarder, "is not a Spartacus campaign"),
+                          (empty, "there is no contract")):  # fmt: skip
+        for args in (
+            ["status", address],
+            ["roster", address, "--member-key-file", "x.key"],
+            ["pledge", address, "--name", "A", "--member-key-file", "y.key", "--account", "TEST::3"],
+            ["withdraw", address, "--account", "TEST::3"],
+        ):
+            out = cli(*args, ok=False)
+            assert out.returncode != 0 and says in out.stderr, (args, out.stderr)
+            assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert client.w3.eth.get_transaction_count(client.w3.eth.accounts[3]) == nonce  # nothing was sent
+    assert not (cli.cwd / "y.key").exists()
+
+
+def test_pledge_refuses_a_campaign_of_another_factory(stack: Any, tmp_path: Any) -> None:
+    """Before any deposit: a campaign not created by the configured factory may be a look-alike."""
+    from spartacus_cli import Cli, deploy_with_keepers
+
+    cli, keepers, client = stack
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other_cli, other_keepers = deploy_with_keepers(cli.url, client, elsewhere)
+    (elsewhere / "instructions.txt").write_text("Elsewhere.\n")
+    foreign = create(other_cli, other_keepers, threshold=3)
+    out = Cli(cli.url, cli.factory, elsewhere)(
+        "pledge", foreign, "--name", "A", "--member-key-file", "z.key", "--account", "TEST::4", ok=False
+    )
+    assert "not created by the configured factory" in out.stderr and other_cli.factory in out.stderr
+    assert CampaignClient(client, foreign).status().count == 1
