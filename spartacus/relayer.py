@@ -424,9 +424,17 @@ class Relayer:
             row = self.db.execute(
                 "SELECT tx_hash, status FROM requests WHERE digest = ?", (HexBytes(digest).to_0x_hex(),)
             ).fetchone()
-        if row is None or row[1] in ("dropped", "failed"):
+        if row is None:
             return None
-        return {"tx": row[0], "status": "mined" if row[1] == "mined" else "known"}
+        tx_hash, status = row
+        if status == "sent":  # settle it now rather than at the next pass
+            receipt = self.client.receipt(tx_hash)
+            if receipt is not None:
+                status = "mined" if receipt["status"] == 1 else "failed"
+                self._mark(tx_hash, status, int(receipt["blockNumber"]))
+        if status in ("dropped", "failed"):  # it did not run: it may be carried again
+            return None
+        return {"tx": tx_hash, "status": "mined" if status == "mined" else "known"}
 
     def _function(self, request: ForwardRequest) -> str:
         selector = request.data[:4]
@@ -581,6 +589,11 @@ class Relayer:
         """Records a signed transaction, on disk, before it is broadcast."""
         now = self.clock()
         with self._db_lock, transaction(self.db) as db:
+            # A request whose earlier transaction failed or was dropped did not run: carried anew.
+            db.execute(
+                "DELETE FROM requests WHERE digest = ? AND status IN ('failed', 'dropped')",
+                (HexBytes(digest).to_0x_hex(),),
+            )
             db.execute(
                 "INSERT INTO requests (digest, signer, request_nonce, target, function, tx_hash, account_nonce, raw,"
                 " status, created, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?)",
