@@ -1,14 +1,17 @@
 """The whole local stack in one command (``make run``).
 
 Starts, in order: anvil (a real node), the factory, three keepers (t = 2), a mail
-sink with a page, a demo campaign one pledge short of its threshold, the relay for
-that campaign, and the dApp. Prints where everything is and how to trigger the
+sink with a page, a relayer (funded, sponsoring deposits), a demo campaign one pledge
+short of its threshold (one of its pledges sent through the relayer, from a key that
+holds no ether), the relay for that campaign, and the dApp (``SPARTACUS_RELAYER`` names
+the relayer). Prints where everything is and how to trigger the
 reveal; Ctrl-C (or SIGTERM) stops every process it started, by PID, and waits for
 each. State lives in ``.run/`` (keys, SQLite, logs, caught mail), made anew each run:
 the chain is new each run too.
 
 Ports come from the environment: ``SPARTACUS_ANVIL_PORT`` (8545), ``SPARTACUS_SMTP_PORT``
-(2525), ``SPARTACUS_MAIL_PORT`` (8025), ``SPARTACUS_DAPP_PORT`` (8501).
+(2525), ``SPARTACUS_MAIL_PORT`` (8025), ``SPARTACUS_DAPP_PORT`` (8501), ``SPARTACUS_RELAYER_PORT``
+(8550).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Stack:
     smtp_port: int = field(default_factory=lambda: _port("SPARTACUS_SMTP_PORT", 2525))
     mail_port: int = field(default_factory=lambda: _port("SPARTACUS_MAIL_PORT", 8025))
     dapp_port: int = field(default_factory=lambda: _port("SPARTACUS_DAPP_PORT", 8501))
+    relayer_port: int = field(default_factory=lambda: _port("SPARTACUS_RELAYER_PORT", 8550))
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     anvil: Anvil | None = None
 
@@ -112,7 +116,7 @@ class Stack:
     # ─── Start ─────────────────────────────────────────────────────────────────────
 
     def start(self) -> dict[str, Any]:
-        for port in (self.anvil_port, self.smtp_port, self.mail_port, self.dapp_port):
+        for port in (self.anvil_port, self.smtp_port, self.mail_port, self.dapp_port, self.relayer_port):
             if not _port_free(port):
                 raise RuntimeError(
                     f"port {port} is taken (another `make run`?): stop it, or set SPARTACUS_*_PORT to free ports"
@@ -154,6 +158,17 @@ class Stack:
         )  # fmt: skip
         _wait_port(self.smtp_port, sink, "the mail sink")
 
+        say("starting the relayer (TEST::9 pays; it sponsors deposits up to 0.01 ether)")
+        relayer_url = f"http://127.0.0.1:{self.relayer_port}"
+        relayer = self.spawn(
+            "relayer",
+            [PYTHON, "-m", "spartacus.cli", "-v", "relayer", "run", "--account", "TEST::9",
+             "--port", str(self.relayer_port), "--state", str(self.run_dir / "relayer.sqlite"),
+             "--sponsor-max-wei", str(10**16), "--interval", "1"],
+            SPARTACUS_FACTORY=factory,
+        )  # fmt: skip
+        _wait_http(f"{relayer_url}/health", relayer, "the relayer")
+
         say("seeding a demo campaign one pledge short of its threshold")
         (self.run_dir / "instructions.txt").write_text(
             "We are three. Monday 9:00, we hand the letter to the board together.\n"
@@ -172,9 +187,9 @@ class Stack:
             "--instructions-file", "instructions.txt",
             "--member-key-file", "members/organizer.key", "--account", "TEST::1",
         )["campaign"]  # fmt: skip
-        self.cli(
+        self.cli(  # through the relayer: Ana's member key holds no ether and signs, the relayer sends
             "pledge", campaign, "--name", "Ana", "--contact", "email=ana@example.org",
-            "--member-key-file", "members/ana.key", "--account", "TEST::2",
+            "--member-key-file", "members/ana.key", "--relayer", relayer_url,
         )  # fmt: skip
 
         say("starting the relay (as the organizer)")
@@ -197,6 +212,7 @@ class Stack:
             cwd=ROOT / "dapp",  # Streamlit reads .streamlit/config.toml from its working directory
             SPARTACUS_FACTORY=factory,
             SPARTACUS_KEEPERS=",".join(k["public_key"] for k in keepers),
+            SPARTACUS_RELAYER=relayer_url,
         )  # fmt: skip
         _wait_http(f"{dapp_url}/_stcore/health", dapp, "the dApp")
 
@@ -207,6 +223,7 @@ class Stack:
             "campaign": campaign,
             "dapp": f"{dapp_url}/?campaign={campaign}",
             "mail": f"http://127.0.0.1:{self.mail_port}/",
+            "relayer": relayer_url,
             "keepers": [k["public_key"] for k in keepers],
             "run_dir": str(self.run_dir),
         }
@@ -249,16 +266,24 @@ Spartacus is running.
   caught mail           {mail}
   chain (anvil)         {rpc}   chain id {chain_id}
   factory               {factory}
+  relayer               {relayer}   (SPARTACUS_RELAYER: pledge with no wallet)
   demo campaign         {campaign}   2 of 3 pledges: one more reveals it
 
 Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 Olga (organizer),
-TEST::2 Ana (pledged), TEST::3 .. TEST::9 free to pledge.
+TEST::9 the relayer, TEST::2 .. TEST::8 free to pledge. Ana pledged through the relayer,
+from a member key that holds no ether.
 
 See the reveal within a minute: pledge the third one, from the dApp or here:
 
   .venv/bin/spartacus pledge {campaign} --network {rpc} \\
       --name "Your name" --contact email=you@example.org \\
       --member-key-file you.key --account TEST::3
+
+or with no wallet at all (your member key signs, the relayer sends and pays):
+
+  .venv/bin/spartacus pledge {campaign} --network {rpc} \\
+      --name "Your name" --contact email=you@example.org \\
+      --member-key-file you.key --relayer {relayer}
 
 then watch the keepers release, the relay write to every member ({mail}),
 and read the roster: .venv/bin/spartacus roster {campaign} --network {rpc} --member-key-file you.key
