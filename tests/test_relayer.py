@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -77,6 +79,10 @@ def make_campaign(client: ChainClient, factory: FactoryClient, deposit: int = 0)
         KeySigner(dev_key(1)), config, secrets.token_bytes(32), b"\x01" * 300, KeyPair.generate().compressed
     )
     return CampaignClient(client, address)
+
+
+def _config_tuple(client: ChainClient) -> tuple[Any, ...]:
+    return CampaignConfig("t", "p", "", "", 10, client.timestamp() + DAY, KEEPERS, 2).as_tuple()
 
 
 def signed(
@@ -268,6 +274,15 @@ def test_refuses_bad_input_clearly_and_sends_nothing(anvil_node, anvil_client, f
     c = make_campaign(anvil_client, factory, DEPOSIT)
     other_factory, _ = FactoryClient.deploy(anvil_client, KeySigner(dev_key(0)))
     foreign = make_campaign(anvil_client, other_factory)
+    # A factory someone else deployed that trusts this deployment's forwarder: its campaigns
+    # would pass a simulation; only the check against our factory's CampaignCreated logs stops them.
+    code = bytes.fromhex(anvil_client.contracts.bytecode("CampaignFactory").removeprefix("0x"))
+    deployed = anvil_client.send(KeySigner(dev_key(0)), None, code + abi_encode(["address"], [factory.forwarder]))
+    rogue_factory = FactoryClient(
+        anvil_client, anvil_client.w3.eth.get_transaction_receipt(deployed.tx)["contractAddress"]
+    )
+    rogue = make_campaign(anvil_client, rogue_factory)
+    assert rogue_factory.forwarder == factory.forwarder
     key, thief = KeyPair.generate(), KeyPair.generate()
     data = pledge_call(anvil_client)
     good = signed(anvil_client, factory, key, c.address, data, DEPOSIT)
@@ -279,6 +294,11 @@ def test_refuses_bad_input_clearly_and_sends_nothing(anvil_node, anvil_client, f
     def req(to: str, data: bytes = data, value: int = DEPOSIT, **kw: Any) -> ForwardRequest:
         return signed(anvil_client, factory, key, to, data, value, **kw)
 
+    create_call = call(
+        "CampaignFactory",
+        "createCampaign",
+        [_config_tuple(anvil_client), bytes(32), b"x", KeyPair.generate().compressed],
+    )
     cases: list[tuple[str, Any, str, int, str]] = [
         ("not JSON", b"{nope", "malformed", 400, "not JSON"),
         ("a list", [1, 2], "malformed", 400, "JSON object"),
@@ -297,6 +317,9 @@ def test_refuses_bad_input_clearly_and_sends_nothing(anvil_node, anvil_client, f
         ("to the forwarder", req(factory.forwarder, value=0), "wrong-target", 403, "neither"),
         ("to another factory's campaign", req(foreign.address, value=0), "wrong-target", 403, "neither"),
         ("to another factory", req(other_factory.address, value=0), "wrong-target", 403, "neither"),
+        ("to a look-alike campaign that trusts our forwarder", req(rogue.address, value=0), "wrong-target", 403,
+         "neither"),
+        ("to a look-alike factory", req(rogue_factory.address, create_call, 0), "wrong-target", 403, "neither"),
         ("a keeper release", req(c.address, call("Campaign", "release", [[], 0, b"x"]), 0),
          "wrong-function", 403, "only pledge, withdraw"),
         ("initialize", req(c.address, b"\x01\x02\x03\x04" + bytes(64), 0), "wrong-function", 403, "only pledge"),
@@ -360,7 +383,7 @@ def test_a_flood_over_the_rate_limits_is_refused(anvil_node, anvil_client, facto
         assert status == 200, doc
 
 
-def test_keeps_no_client_address_in_its_logs_or_state(anvil_node, anvil_client, factory, tmp_path, caplog):
+def test_keeps_no_client_address_in_its_logs_or_state(anvil_node, anvil_client, factory, tmp_path, caplog, capfd):
     c = make_campaign(anvil_client, factory)
     client_ip = "203.0.113.77"
     state = tmp_path / "r.sqlite"
@@ -378,6 +401,10 @@ def test_keeps_no_client_address_in_its_logs_or_state(anvil_node, anvil_client, 
         assert form not in caplog.text, f"the log names the client ({form})"
         assert form.encode() not in stored, f"the state names the client ({form})"
     assert bytes(int(x) for x in client_ip.split(".")) not in stored
+    # Nor the address it sees itself (here loopback, as behind a proxy): no request log at all.
+    out, err = capfd.readouterr()
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+ - - \[", out + err + caplog.text), "a request log names the client"
+    assert client_ip not in out + err
 
 
 # ─── Concurrency and crashes ────────────────────────────────────────────────────────
