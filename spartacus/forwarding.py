@@ -594,8 +594,9 @@ def _await(
             if ran is not None:
                 return client.wait(ran)
             raise ContractRevert(
-                f"another request of nonce {request.nonce} ran for {request.sender} instead of this one:"
-                " check what happened (`spartacus status`), then run the command again"
+                f"request nonce {request.nonce} of {request.sender} was used without this call taking effect"
+                " (another request of that nonce ran, or a relayer's batch ran it into a failing call):"
+                " check the campaign (`spartacus status`), then run the command again"
             )
         if client.timestamp() > request.deadline:
             raise ChainError(

@@ -48,6 +48,7 @@ stored (the standard library's request log is switched off).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -69,7 +70,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable
+from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable, SpartacusError
 from ._listener_state import check_identity, lock, transaction
 from .chain import ChainClient, FactoryClient, Signer, _explain
 from .forwarding import CARRIED, DOMAIN_NAME, DOMAIN_VERSION, ForwardRequest, forwarder_nonce, selector_of
@@ -314,8 +315,7 @@ class Relayer:
         }
 
     def _fee_per_gas(self) -> int:
-        fees = self.client._fees()
-        return int(fees.get("maxFeePerGas", fees.get("gasPrice", 0)))
+        return int(self.client._rpc(lambda: self.client.w3.eth.gas_price))
 
     def relay(self, body: bytes, client: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One ``POST /relay``: (HTTP status, JSON body, extra headers). ``client`` is the client's
@@ -343,6 +343,10 @@ class Relayer:
             return refusal.status, refusal.as_json(), headers
         except RPCUnavailable:
             down = Refusal("unavailable", "the relayer cannot reach its node: try later, or another relayer")
+            return down.status, down.as_json(), {}
+        except SpartacusError as exc:  # a node that answers oddly, say: one line, never a traceback
+            log.warning("request not carried: %s", exc.message)
+            down = Refusal("unavailable", f"the relayer cannot carry requests now ({exc.message}): try later")
             return down.status, down.as_json(), {}
 
     def carry(self, request: ForwardRequest) -> dict[str, Any]:
@@ -677,10 +681,36 @@ class RelayerServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(
-        self, address: tuple[str, int], relayer: Relayer, *, forwarded_header: str | None = None, cors: str = "*"
+        self,
+        address: tuple[str, int],
+        relayer: Relayer,
+        *,
+        forwarded_header: str | None = None,
+        cors: str = "*",
+        max_connections: int = 64,
     ) -> None:
         self.relayer, self.forwarded_header, self.cors = relayer, forwarded_header, cors
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``max_connections`` at once: beyond, a short 503."""
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Logs a failed request without the client's address (the base class prints it)."""
+        log.exception("a request failed")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -756,7 +786,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(413, "malformed", f"the body is over {MAX_BODY // 1024} KiB: no request is that large")
             return
         body = self.rfile.read(int(length))
-        status, doc, headers = self.server.relayer.relay(body, self._client())
+        try:
+            status, doc, headers = self.server.relayer.relay(body, self._client())
+        except Exception:  # a bug, not the client's fault: logged (without the client), answered
+            log.exception("a request failed")
+            self._refuse(503, "unavailable", "the relayer failed on this request: try later, or another relayer")
+            return
         self._send(status, doc, headers)
 
 

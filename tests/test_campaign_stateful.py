@@ -749,16 +749,24 @@ class CampaignMachine(RuleBasedStateMachine):
         self.relay_next = True
         self._cancel(self.m.creator if by_creator else self.walletless[who])
 
-    @rule(which=st.integers(0, 1000))
-    def replay(self, which: int) -> None:
+    @rule(which=st.integers(0, 1000), withdrawn=st.booleans())
+    def replay(self, which: int, withdrawn: bool = False) -> None:
         """Any relayer replays a used request (one that ran, or whose nonce moved on, or that
-        expired): never accepted, so a withdrawn pledger's pledge never lives again (P4)."""
+        expired): never accepted, so a withdrawn pledger's pledge never lives again (P4). Half
+        the time, a withdrawn pledger's own pledge if there is one."""
         t = self.fast.timestamp("pending")
         used = [
             s
             for s in self.signed
             if s.ran or s.request.nonce < self.m.nonces[s.request.sender] or s.request.deadline < t
         ]
+        pledge = _selector("pledge(bytes,bytes)")
+        theirs = [
+            s
+            for s in used
+            if s.ran and s.request.data[:4] == pledge and self.m.pledge_of(s.request.sender).status == WITHDRAWN
+        ]
+        used = theirs if withdrawn and theirs else used
         if not used:
             return
         signed = used[which % len(used)]
@@ -766,7 +774,7 @@ class CampaignMachine(RuleBasedStateMachine):
         assert refusal is not None, "a used request would run again"
         before = self.m.pledge_of(signed.request.sender).status
         assert self._execute("replay", signed, None) is None
-        if signed.request.data[:4] == _selector("pledge(bytes,bytes)") and before == WITHDRAWN:
+        if signed.request.data[:4] == pledge and before == WITHDRAWN:
             OUTCOMES["replay of a withdrawn pledger's pledge"] += 1
         self._check_pledger(signed.request.sender)
 
@@ -866,6 +874,7 @@ MUST_REACH = [
     "relayed withdraw Open: ok",
     "relayed refund: ok",
     "replay: ERC2771ForwarderInvalidSigner",
+    "replay of a withdrawn pledger's pledge",
 ]
 
 
