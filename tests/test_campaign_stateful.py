@@ -749,6 +749,18 @@ class CampaignMachine(RuleBasedStateMachine):
         self.relay_next = True
         self._cancel(self.m.creator if by_creator else self.walletless[who])
 
+    @rule(who=st.integers(0, 2))
+    def relayed_leave_and_replay(self, who: int) -> None:
+        """A key that holds no ether pledges through the relayer and withdraws; then its signed
+        pledge is replayed: it must not live again (P4). Three transactions, each predicted, as
+        one rule so that this path is not left to chance."""
+        key = self.walletless[who]
+        self.relay_next = True
+        self._pledge(key, "right")
+        self.relay_next = True
+        self._withdraw(key)
+        self.replay(0, withdrawn=True)
+
     @rule(which=st.integers(0, 1000), withdrawn=st.booleans())
     def replay(self, which: int, withdrawn: bool = False) -> None:
         """Any relayer replays a used request (one that ran, or whose nonce moved on, or that

@@ -205,6 +205,11 @@ def test_health_says_when_it_can_send(anvil_node, anvil_client, factory, tmp_pat
         assert doc["rate_limits"]["client"]["requests"] == 30
         status, doc = get(url + "/nowhere")
         assert status == 404 and doc["reason"] == "malformed"
+        # Browsers call it straight from the dApp's page: a CORS preflight is answered.
+        preflight = urllib.request.Request(url + "/relay", method="OPTIONS")
+        with urllib.request.urlopen(preflight, timeout=10) as response:
+            assert response.status == 204 and response.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
     broke = KeyPair.generate()  # an account with nothing to pay with
     with running(anvil_node.url, factory, tmp_path / "b.sqlite", key=broke) as (url, _r):
         status, doc = get(url + "/health")
