@@ -108,10 +108,10 @@ class Stack:
     cli: Cli
     keepers: list[dict[str, str]]
 
-    def create(self, threshold: int, key_file: str) -> str:
+    def create(self, threshold: int, key_file: str, *extra: str) -> str:
         name, contacts = ORGANIZER
         args = ["create", "--title", "Night shift <union>", "--purpose", "A fair rota", "--threshold", str(threshold),
-                "--deadline", "+7d", "--keeper-threshold", "2", "--name", name,
+                "--deadline", "+7d", "--keeper-threshold", "2", "--name", name, *extra,
                 "--instructions-file", "instructions.txt", "--member-key-file", key_file,
                 "--account", "TEST::1"]  # fmt: skip
         args += [a for k, v in contacts.items() for a in ("--contact", f"{k}={v}")]
@@ -485,20 +485,25 @@ def test_a_permanent_refusal_is_recorded_and_holds_up_no_one(stack: Stack, crew:
         assert [a for a, _ in box.rcpt_log].count("cleo@example.org") == 1 and len(box.received) == 6
 
 
-def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: Stack) -> None:
+@pytest.mark.parametrize("policy", ["known", "roster"])
+def test_late_joiners_get_what_the_policy_gives_and_the_others_one_update_per_batch(stack: Stack, policy: str) -> None:
+    """`known` (the default): a late joiner gets the instructions only, never the earlier roster
+    nor the organizer's name; `roster`: the whole roster. Either way every member who holds the
+    roster gets one update per batch naming the newcomers."""
     cli = stack.cli
-    campaign = stack.create(threshold=2, key_file="late0.key")
+    key, state = f"late0-{policy}.key", f"late-{policy}.sqlite"
+    campaign = stack.create(2, key, "--late-joiners", policy)
     with Mailbox() as box:
 
         def relay(*extra: str) -> subprocess.CompletedProcess[str]:
-            return cli(*relay_args(campaign, box, "late.sqlite", "--once", *extra, key="late0.key"))
+            return cli(*relay_args(campaign, box, state, "--once", *extra, key=key))
 
         def join(account: int, name: str) -> None:
             email = f"{name.lower()}@late.example"
-            cli(*pledge_args(campaign, account, name, {"email": email}, None, f"late{account}.key"))
+            cli(*pledge_args(campaign, account, name, {"email": email}, None, f"late{account}-{policy}.key"))
 
         # Without --once the relay waits for the reveal, then for the keepers, then sends.
-        waiting = Proc(cli, *relay_args(campaign, box, "late.sqlite", "--interval", "0.2", key="late0.key"))
+        waiting = Proc(cli, *relay_args(campaign, box, state, "--interval", "0.2", key=key))
         try:
             waiting.wait_for(r"not revealed yet \(1 of 2 live pledges\)")
             join(2, "Ana")  # the reveal
@@ -516,7 +521,7 @@ def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: 
         join(4, "Cleo")  # not released yet: the batch waits for it (settle) rather than split
         assert "not readable yet" in relay().stdout and len(box.received) == 2
         stack.release()
-        relay()
+        first_late = relay().stdout
         join(5, "Dan")
         stack.release()
         relay()
@@ -525,21 +530,44 @@ def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: 
     for r in box.received:
         msg = r.message
         got.setdefault(r.rcpt_tos[0], []).append((msg["X-Spartacus-Kind"], msg["X-Spartacus-Batch"]))
+    texts = {(r.rcpt_tos[0], r.message["X-Spartacus-Batch"]): parts(r.message) for r in box.received}
+    update1 = texts[("ana@late.example", "1")][0]
+    assert "2 people joined" in update1 and "Ben" in update1 and "Cleo" in update1 and "Olga" not in update1
+    update2 = texts[("olga@example.org", "2")][0]
+    assert "Dan" in update2 and "Cleo" not in update2 and "now has 5 members" in update2
+    if policy == "roster":
+        assert got == {
+            "olga@example.org": [("roster", "0"), ("update", "1"), ("update", "2")],
+            "ana@late.example": [("roster", "0"), ("update", "1"), ("update", "2")],
+            "ben@late.example": [("roster", "1"), ("update", "2")],
+            "cleo@late.example": [("roster", "1"), ("update", "2")],
+            "dan@late.example": [("roster", "2")],
+        }
+        roster1 = texts[("cleo@late.example", "1")][0]
+        assert all(n in roster1 for n in ("Olga Organizer", "Ana", "Ben", "Cleo")) and INSTRUCTIONS.strip() in roster1
+        assert "MEMBERS (5)" in texts[("dan@late.example", "2")][0]
+        assert "received the full roster" in update1
+        return
+    # known: the late joiners get the instructions, and are never sent anyone's identity.
     assert got == {
         "olga@example.org": [("roster", "0"), ("update", "1"), ("update", "2")],
         "ana@late.example": [("roster", "0"), ("update", "1"), ("update", "2")],
-        "ben@late.example": [("roster", "1"), ("update", "2")],
-        "cleo@late.example": [("roster", "1"), ("update", "2")],
-        "dan@late.example": [("roster", "2")],
+        "ben@late.example": [("instructions", "1")],
+        "cleo@late.example": [("instructions", "1")],
+        "dan@late.example": [("instructions", "2")],
     }
-    texts = {(r.rcpt_tos[0], r.message["X-Spartacus-Batch"]): parts(r.message)[0] for r in box.received}
-    update1 = texts[("ana@late.example", "1")]
-    assert "2 people joined" in update1 and "Ben" in update1 and "Cleo" in update1 and "Olga" not in update1
-    update2 = texts[("ben@late.example", "2")]
-    assert "Dan" in update2 and "Cleo" not in update2 and "now has 5 members" in update2
-    roster1 = texts[("cleo@late.example", "1")]
-    assert all(n in roster1 for n in ("Olga Organizer", "Ana", "Ben", "Cleo")) and INSTRUCTIONS.strip() in roster1
-    assert "MEMBERS (5)" in texts[("dan@late.example", "2")]
+    assert "2 late joiner(s) get the instructions only (known policy)" in first_late
+    assert "not the roster" in update1
+    earlier = [ORGANIZER[0], "Olga", "olga@example.org", "+41001", "Ana", "ana@late.example"]
+    for who in ("ben", "cleo", "dan"):
+        [r] = [r for r in box.received if r.rcpt_tos == [f"{who}@late.example"]]
+        text, page = parts(r.message)
+        assert INSTRUCTIONS.strip() in text and html.escape(INSTRUCTIONS.strip()) in page
+        seen = "\n".join([text, page, *(str(v) for v in r.message.values())])
+        for secret in earlier + ["Ben", "Cleo", "Dan"]:
+            if secret.lower() != who:
+                assert secret not in seen, (who, secret)
+        assert "MEMBERS" not in text and "Members" not in page
 
 
 def test_bad_input_is_one_clear_line_and_loses_nothing(stack: Stack, crew: Crew) -> None:
