@@ -80,9 +80,7 @@ def _leaf(
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
@@ -95,8 +93,12 @@ def make_pki(folder: Path) -> Pki:
     ca_key, ca = _ca("spartacus throwaway test CA")
     key, cert = _leaf(ca_key, ca, [x509.DNSName("localhost")])
     rogue_ca_key, rogue_ca = _ca("someone else's CA")
-    rogue_key, rogue = _leaf(rogue_ca_key, rogue_ca, [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    out = Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "rogue.pem", folder / "rogue.key")
+    rogue_key, rogue = _leaf(
+        rogue_ca_key, rogue_ca, [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    out = Pki(
+        folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "rogue.pem", folder / "rogue.key"
+    )
     out.ca.write_bytes(ca.public_bytes(pem))
     out.cert.write_bytes(cert.public_bytes(pem))
     _write_key(out.key, key)

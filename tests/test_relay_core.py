@@ -41,8 +41,8 @@ from spartacus.envelope import (
     seal_instructions,
 )
 from spartacus.keys import KeyPair
-from spartacus.release import LATE_KEY, ROSTER_KEY, Entry, build_release, collect
 from spartacus.relaynote import MAX_NOTE_BYTES, open_note, seal_note
+from spartacus.release import LATE_KEY, ROSTER_KEY, Entry, build_release, collect
 from spartacus.roster import RosterEntry, build_roster
 from spartacus.types import CampaignContext, LateJoiners, PledgeRecord, ReleaseRecord, Scope
 
@@ -136,7 +136,10 @@ def test_before_the_reveal_the_relay_key_reads_nothing(campaign: Campaign) -> No
     assert {s.index for s in roster.skipped if s.index is not None} == {p.index for p in live(campaign)}
     # Nor is the relay key a recipient of any envelope: no keeper slot unwraps with its key.
     for p, role in [(p, ROLE_PLEDGE) for p in campaign.pledges] + [
-        (PledgeRecord(-1, campaign.creator, campaign.members[0].compressed, campaign.instructions, 0), ROLE_INSTRUCTIONS)
+        (
+            PledgeRecord(-1, campaign.creator, campaign.members[0].compressed, campaign.instructions, 0),
+            ROLE_INSTRUCTIONS,
+        )
     ]:
         parsed = parse(p.envelope)
         h = sha256(binding(campaign.ctx, role, p.member_key, p.pledger))
