@@ -208,6 +208,9 @@ class _Runner:
     def _report(self) -> Any:
         raise NotImplementedError
 
+    def _banner(self) -> str:
+        raise NotImplementedError
+
     def _notes(self, report: Any) -> dict[str, str]:
         return {"": report.note} if report.note else {}
 
@@ -219,6 +222,7 @@ class _Runner:
         exponentially and retries (with ``once`` it raises: a one-line error, nothing lost)."""
         total = self._report()
         total.uncertain.extend(self.recovered)
+        self.notify(self._banner())
         failures = 0
         last: dict[str, str] = {}
         while not stop():
@@ -300,6 +304,9 @@ class Relay(_Runner):
     def _report(self) -> RelayReport:
         return RelayReport(campaign=self.campaign.address)
 
+    def _banner(self) -> str:
+        return f"relay of campaign {self.campaign.address} started (state {self.outbox.path})"
+
     def run_once(self, *, stop: Callable[[], bool] = lambda: False, report: Any = None) -> RelayReport:
         """One pass: send what is queued, read the chain, form a batch if there are new members, send it.
         Fills ``report`` (a new one by default) as it goes, so it is meaningful even if the pass raises."""
@@ -354,6 +361,13 @@ class RelayService(_Runner):
 
     def _report(self) -> ServiceReport:
         return ServiceReport(factory=self.factory.address, relay="0x" + self.key.compressed.hex())
+
+    def _banner(self) -> str:
+        known = len(self.outbox.campaigns())
+        return (
+            f"relay service 0x{self.key.compressed.hex()} started: serving the campaigns of factory"
+            f" {self.factory.address} that name it ({known} known; state {self.outbox.path})"
+        )
 
     def _notes(self, report: Any) -> dict[str, str]:
         assert isinstance(report, ServiceReport)
