@@ -114,6 +114,7 @@ class Mailbox:
         self.rcpt_answers: dict[str, list[str]] = {}
         self.mail_answers: list[str] = []
         self.gates: dict[tuple[str, int], Gate] = {}
+        self.answer_delay = 0.0  # seconds an MTA spends queueing a message before its 250
         self.counts: Counter[str] = Counter()
         self.cond = threading.Condition()
         self.controller: Controller | None = None
@@ -177,6 +178,8 @@ class Mailbox:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
             self.cond.notify_all()
         await self._hold("DATA")
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return "250 2.0.0 Message accepted for delivery"
 
     def wait_for(self, count: int, timeout: float = 60) -> list[Received]:
