@@ -795,7 +795,7 @@ def test_random_subsets_stress() -> None:
 # ------------------------------------------------------------------------------------------ Shamir
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(secret=st.binary(min_size=1, max_size=32), data=st.data())
 def test_combine_many_agrees_with_pyshamir(secret: bytes, data: st.DataObject) -> None:
     """The vectorised combine equals pyshamir.combine on any t-subset of pyshamir's own split."""

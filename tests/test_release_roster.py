@@ -207,7 +207,6 @@ def keeper_build(
     only: Iterable[int] | None = None,
     include_dead: bool = False,
     once: bool = True,
-    late_done: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     secret: KeyPair | None = None,
 ) -> ReleaseBuild:
@@ -216,7 +215,7 @@ def keeper_build(
     entries = honest_entries(world, k, only=only, include_dead=include_dead) if entries is None else entries
     public = world.ctx.scope is Scope.PUBLIC
     y = instructions_y(world, k)
-    late = y if not public and not late_done and any(e.grant == LATE_KEY for e in entries) else None
+    late = y if not public and any(e.grant == LATE_KEY for e in entries) else None
     return build_release(
         world.ctx,
         secret or KEEPERS[k],
