@@ -35,9 +35,11 @@ RCPT, DATA, body) → commit ``sending`` → ``.`` → 250 → commit ``delivere
   not sent again unless the operator asks (``--resend MESSAGE_ID`` or
   ``--resend-uncertain``, after checking the server's log or the mailbox).
 
-The residual window, honestly: between the commit of ``sending`` and the end-of-data
-line leaving the process there are a few microseconds of Python; a SIGKILL exactly there
-leaves the message undelivered and marked ``uncertain`` (visible, not silent). Anywhere
+The residual window, honestly: from the moment the commit of ``sending`` is written (its
+WAL frame reaches the page cache, which a killed process does not lose) until the end-of-data
+line leaves the process: the commit's own fsync (2.7 ms median, 9.6 ms at the 90th
+percentile on the test machine) and a few microseconds of Python. A SIGKILL there leaves
+the message undelivered and marked ``uncertain`` (visible, not silent). Anywhere
 else in ``sending`` the server holds the complete message; MTAs such as Postfix, Exim or
 Sendmail queue it before they answer and keep it when the client goes away, so not
 resending is right there, and resending would duplicate in the much larger window of the
