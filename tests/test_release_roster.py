@@ -572,7 +572,9 @@ def test_malformed_and_foreign_releases_are_reported_not_fatal() -> None:
         ReleaseRecord(2, KEEPERS[2].address, b"SPR\x01" + valid[4:], 5005, 0),  # version 1
     ]
     roster = roster_of(world, good + junk, world.members[2])
-    assert len(roster.members) == 4 and roster.skipped == []
+    assert len(roster.members) == 4
+    # Every keeper of the campaign whose records do not parse is named; foreign indexes are not keepers.
+    assert [(s.index, s.keeper_index) for s in roster.skipped] == [(None, 0), (None, 1), (None, 2)]
     problems = {p.block_number: (p.keeper_index, p.reason) for p in roster.release_problems}
     assert sorted(problems) == [5000, 5001, 5002, 5003, 5004, 5005]
     assert problems[5000] == (0, "not a Spartacus release (bad magic bytes)")
@@ -593,8 +595,10 @@ def test_a_keeper_cannot_pass_off_another_keepers_release() -> None:
         replace(r, keeper_index=1, keeper=KEEPERS[1].address, block_number=r.block_number + 50) for r in genuine
     ]
     roster = roster_of(world, genuine + replayed, world.members[1])
-    assert roster.members == [] and all("need 2 keeper shares, got 1" in s.reason for s in roster.skipped)
+    pledges = [s for s in roster.skipped if s.keeper_index is None]
+    assert roster.members == [] and all("need 2 keeper shares, got 1" in s.reason for s in pledges)
     assert [(p.keeper_index, p.reason) for p in roster.release_problems] == [(1, "keeper #1's grant does not unwrap")]
+    assert [s.keeper_index for s in roster.skipped if s.keeper_index is not None] == [1]  # named
     collected = collect(genuine + replayed, world.ctx, world.members[1], member_index=1)
     assert all(set(by_keeper) == {0} for by_keeper in collected.shares.values())
 
@@ -989,6 +993,8 @@ def assert_reads_despite(
                 )
             if how in NAMED_IN_PROBLEMS:
                 assert k in problems
+                (entry,) = [s for s in roster.skipped if s.keeper_index == k]
+                assert f"keeper #{k} published" in entry.reason and "do not parse or do not decrypt" in entry.reason
 
 
 def liar_world(n: int, t: int) -> World:
@@ -1021,7 +1027,7 @@ def test_several_lying_keepers_cannot_block_reads() -> None:
     assert_reads_despite(world, releases, liars, (6, 7, 8, 9), world.live)
     # the liars' own shares also sit among a reader's candidates, and are set aside one by one
     roster = roster_of(world, releases, world.members[2])
-    assert {s.keeper_index for s in roster.skipped} == {0, 1, 2}
+    assert {s.keeper_index for s in roster.skipped} == {0, 1, 2, 3, 4}  # "grants only" and "nothing" leave no trace
 
 
 @pytest.mark.parametrize("n,t", [(5, 1), (10, 4), (17, 9), (32, 8), (32, 17), (32, 31)])
@@ -1214,3 +1220,31 @@ def test_parse_release_types_and_refusals() -> None:
             + encode_index_set([0])
             + bytes(43)
         )
+
+
+def test_a_forged_share_that_matches_its_commitment_does_not_block_a_record() -> None:
+    """An 8-byte commitment can be matched by a wrong share for about 2^64 hashes. Simulate a
+    keeper that paid for it on one pledge: the envelope's commitment for keeper 0 is that of the
+    wrong value keeper 0 publishes. With t honest keepers' shares present the reader still opens
+    the record, by trying the other subsets of matching shares."""
+    from spartacus.envelope import COMMITMENT_SIZE, HEADER_SIZE, KEEPER_SLOT_SIZE, binding, commitment
+
+    world = make_world(4)
+    target = world.pledge(2)
+    parsed = parse(target.envelope)
+    forged_y = secrets.token_bytes(16)
+    h = sha256(binding(world.ctx, ROLE_PLEDGE, target.member_key, target.pledger))
+    slot = HEADER_SIZE + len(parsed.body)  # keeper 0's slot: x (1) | commitment (8) | wrap (24)
+    forged_env = (
+        target.envelope[: slot + 1]
+        + commitment(h, 0, parsed.xs[0], forged_y)
+        + target.envelope[slot + 1 + COMMITMENT_SIZE :]
+    )
+    assert len(forged_env) == len(target.envelope) and KEEPER_SLOT_SIZE == 33
+    entries = honest_entries(world, 0)  # keeper 0's shares, taken before the envelope is forged
+    assert 2 in {e.index for e in entries}
+    world.set(2, envelope=forged_env)
+    lying = [Entry(e.index, forged_y, e.member_key, e.grant) if e.index == 2 else e for e in entries]
+    releases = as_records(0, keeper_build(world, 0, entries=lying).payloads) + releases_of(world, [1, 2])
+    roster = roster_of(world, releases, world.members[1])
+    assert read_indices(roster) == [0, 1, 2, 3] and roster.skipped == []
