@@ -242,6 +242,12 @@ def deploy(client: Any, account: str | None, as_json: bool) -> None:
     help="Public key of the relay service that e-mails the members (`spartacus relay init`); it reads the roster "
     "after the reveal. Default: no relay service (run your own `relay run` with your member key, or no e-mail).",
 )
+@click.option(
+    "--progress-email",
+    default=None,
+    help="With --relay: your address for the relay's progress e-mails (50%, 90%, 100% of N, the deadline), sealed "
+    "so that only the relay service reads it (spartacus.relaynote). Default: no progress e-mails.",
+)
 @click.option("--name", required=True, help="The name the members will know you by.")
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--instructions-file", required=True, type=click.Path(), help="The sealed instructions (UTF-8 text).")
@@ -259,6 +265,7 @@ def create(client: Any, account: str | None, relayer_url: str | None, as_json: b
     from .chain import MAX_KEEPERS, MAX_THRESHOLD, CampaignConfig, FactoryClient, sort_keepers
     from .envelope import PledgeContent, seal, seal_instructions
     from .keys import compress_public_key, parse_public_key
+    from .relaynote import seal_note
     from .types import CampaignContext, LateJoiners, Scope
 
     now = client.timestamp()
@@ -282,6 +289,8 @@ def create(client: Any, account: str | None, relayer_url: str | None, as_json: b
     content = PledgeContent(name=o["name"], contact=parse_contacts(o["contacts"]))
     instructions = _read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES)
     relay = compress_public_key(o["relay_key"]) if o["relay_key"] else b""
+    if o["progress_email"] and not relay:
+        raise InputError("--progress-email is for the relay service: pass its --relay PUBKEY too")
     relayed = _relayed(account, relayer_url)
     factory = FactoryClient(client, _factory_address(o["factory"]))
     earlier = _earlier_create(o["member_key_file"]) if relayed else None
@@ -320,6 +329,7 @@ def create(client: Any, account: str | None, relayer_url: str | None, as_json: b
         deposit=o["deposit"],
         beneficiary=o["beneficiary"] or "0x" + "00" * 20,
         relay=relay,
+        relay_note=seal_note(relay, address, email=o["progress_email"]) if o["progress_email"] else b"",
         instructions=seal_instructions(instructions, ctx, member, creator=creator),
     )
     envelope = seal(content, ctx, member, pledger=creator)

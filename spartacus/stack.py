@@ -1,11 +1,13 @@
 """The whole local stack in one command (``make run``).
 
 Starts, in order: anvil (a real node), the factory, three keepers (t = 2), a mail
-sink with a page, a relayer (funded, sponsoring deposits), a demo campaign one pledge
-short of its threshold (one of its pledges sent through the relayer, from a key that
-holds no ether), the relay for that campaign, and the dApp (``SPARTACUS_RELAYER`` names
-the relayer). Prints where everything is and how to trigger the
-reveal; Ctrl-C (or SIGTERM) stops every process it started, by PID, and waits for
+sink with a page, a relayer (funded, sponsoring deposits), one relay service with its own
+key (it e-mails the members of every campaign that names it: the demo campaign, and any
+campaign created in the dApp or with ``create --relay`` that chooses it), a demo campaign
+one pledge short of its threshold (one of its pledges sent through the relayer, from a key
+that holds no ether), and the dApp (told the relayer's URL, ``SPARTACUS_RELAYER``, and the
+relay's key and name: ``SPARTACUS_RELAY_SERVICE``, ``SPARTACUS_RELAY_NAME``). Prints where
+everything is and how to trigger the reveal; Ctrl-C (or SIGTERM) stops every process it started, by PID, and waits for
 each. State lives in ``.run/`` (keys, SQLite, logs, caught mail), made anew each run:
 the chain is new each run too.
 
@@ -33,6 +35,7 @@ from .anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+RELAY_NAME = "the local stack's relay (its mail lands in the mail sink)"
 
 
 def _port(name: str, default: int) -> int:
@@ -122,7 +125,7 @@ class Stack:
                     f"port {port} is taken (another `make run`?): stop it, or set SPARTACUS_*_PORT to free ports"
                 )
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        for sub in ("logs", "keepers", "members", "mail"):
+        for sub in ("logs", "keepers", "members", "mail", "relay"):
             (self.run_dir / sub).mkdir(parents=True)
         os.chmod(self.run_dir, 0o700)
 
@@ -169,6 +172,18 @@ class Stack:
         )  # fmt: skip
         _wait_http(f"{relayer_url}/health", relayer, "the relayer")
 
+        say("starting the relay service (it e-mails every campaign that names its key)")
+        relay_key = self.cli("relay", "init", "--key-file", "relay/relay.key")["public_key"]
+        dapp_url = f"http://127.0.0.1:{self.dapp_port}"
+        relay_file = str(self.run_dir / "relay" / "relay.key")
+        self.spawn(
+            "relay",
+            [PYTHON, "-m", "spartacus.cli", "-v", "relay", "run", "--key-file", relay_file,
+             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1", "--settle", "5"],
+            SPARTACUS_FACTORY=factory,
+            SPARTACUS_DAPP_URL=dapp_url + "/",
+        )  # fmt: skip
+
         say("seeding a demo campaign one pledge short of its threshold")
         (self.run_dir / "instructions.txt").write_text(
             "We are three. Monday 9:00, we hand the letter to the board together.\n"
@@ -182,7 +197,7 @@ class Stack:
             "--description", "Nobody asks alone: we go when three of us are in.",
             "--plan", "When we are three, we meet and hand the letter to the board together.",
             "--threshold", "3", "--deadline", "+7d", "--keeper-threshold", "2", *keeper_args,
-            "--deposit", str(10**15),
+            "--deposit", str(10**15), "--relay", relay_key,
             "--name", "Olga", "--contact", "email=olga@example.org",
             "--instructions-file", "instructions.txt",
             "--member-key-file", "members/organizer.key", "--account", "TEST::1",
@@ -190,17 +205,6 @@ class Stack:
         self.cli(  # through the relayer: Ana's member key holds no ether and signs, the relayer sends
             "pledge", campaign, "--name", "Ana", "--contact", "email=ana@example.org",
             "--member-key-file", "members/ana.key", "--relayer", relayer_url,
-        )  # fmt: skip
-
-        say("starting the relay (as the organizer)")
-        dapp_url = f"http://127.0.0.1:{self.dapp_port}"
-        self.spawn(
-            "relay",
-            [PYTHON, "-m", "spartacus.cli", "-v", "relay", "run", campaign,
-             "--member-key-file", str(self.run_dir / "members" / "organizer.key"),
-             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1",
-             "--settle", "5"],
-            SPARTACUS_DAPP_URL=dapp_url + "/",
         )  # fmt: skip
 
         say("starting the dApp")
@@ -213,6 +217,8 @@ class Stack:
             SPARTACUS_FACTORY=factory,
             SPARTACUS_KEEPERS=",".join(k["public_key"] for k in keepers),
             SPARTACUS_RELAYER=relayer_url,
+            SPARTACUS_RELAY_SERVICE=relay_key,
+            SPARTACUS_RELAY_NAME=RELAY_NAME,
         )  # fmt: skip
         _wait_http(f"{dapp_url}/_stcore/health", dapp, "the dApp")
 
@@ -225,6 +231,8 @@ class Stack:
             "mail": f"http://127.0.0.1:{self.mail_port}/",
             "relayer": relayer_url,
             "keepers": [k["public_key"] for k in keepers],
+            "relay": relay_key,
+            "relay_state": str(self.run_dir / "relay" / "relay.key.relay.sqlite"),
             "run_dir": str(self.run_dir),
         }
         (self.run_dir / "stack.json").write_text(json.dumps(info, indent=2))
@@ -268,6 +276,7 @@ Spartacus is running.
   factory               {factory}
   relayer               {relayer}   (SPARTACUS_RELAYER: pledge with no wallet)
   demo campaign         {campaign}   2 of 3 pledges: one more reveals it
+  relay service         {relay}   (create --relay with this key: its members get e-mail)
 
 Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 Olga (organizer),
 TEST::9 the relayer, TEST::2 .. TEST::8 free to pledge. Ana pledged through the relayer,
@@ -285,7 +294,7 @@ or with no wallet at all (your member key signs, the relayer sends and pays):
       --name "Your name" --contact email=you@example.org \\
       --member-key-file you.key --relayer {relayer}
 
-then watch the keepers release, the relay write to every member ({mail}),
+then watch the keepers release, the relay service write to every member ({mail}),
 and read the roster: .venv/bin/spartacus roster {campaign} --network {rpc} --member-key-file you.key
 
 Logs and keys: {run_dir}. Ctrl-C stops everything.
