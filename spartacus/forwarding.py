@@ -49,21 +49,26 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from ._exceptions import ChainError, ContractRevert, InputError
-from .chain import ChainClient, TxResult, _explain
+from .chain import ChainClient, TxResult
 
 __all__ = [
     "CARRIED",
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "REQUEST_TTL",
     "ForwardRequest",
+    "Journaled",
+    "RelayedCall",
     "RelayerClient",
     "RelayerError",
     "RelayerRefused",
     "RelayerUnavailable",
-    "REQUEST_TTL",
+    "as_forwarded",
     "estimate_call_gas",
     "executed_request_tx",
     "forwarder_nonce",
+    "journal_path",
+    "load_journal",
     "selector_of",
     "send_relayed",
 ]
@@ -282,16 +287,24 @@ def forwarder_nonce(client: ChainClient, forwarder: str, sender: str, block: Any
     return int(nonce)
 
 
-def estimate_call_gas(client: ChainClient, forwarder: str, sender: str, to: str, data: bytes, value: int) -> int:
-    """Gas of the call as the forwarder makes it (``data ‖ sender``, from the forwarder), so a
-    refusal surfaces here, before anything is signed, as the contract's own error."""
+def as_forwarded(
+    forwarder: str, sender: str, to: str, data: bytes, value: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The call exactly as the forwarder makes it (``data ‖ sender``, from the forwarder), for an
+    ``eth_call`` or ``eth_estimateGas``, and the state override that lends the forwarder ``value``."""
     tx: dict[str, Any] = {
         "from": to_checksum_address(forwarder),
         "to": to_checksum_address(to),
         "data": HexBytes(data + bytes.fromhex(to_checksum_address(sender)[2:])),
         "value": value,
     }
-    override = {tx["from"]: {"balance": hex(value)}} if value else None
+    return tx, ({tx["from"]: {"balance": hex(value)}} if value else None)
+
+
+def estimate_call_gas(client: ChainClient, forwarder: str, sender: str, to: str, data: bytes, value: int) -> int:
+    """Gas of the call as the forwarder makes it, so that a refusal surfaces here, before anything
+    is signed, as the contract's own error."""
+    tx, override = as_forwarded(forwarder, sender, to, data, value)
     try:
         if override is None:
             return int(client._rpc(lambda: client.w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
@@ -611,12 +624,3 @@ def _await(
                 tx=tx,
             )
         time.sleep(poll)
-
-
-def explain_revert(client: ChainClient, data: bytes) -> str | None:
-    """The contract's own error in words, for raw revert data (None if it is not one of ours)."""
-    decoded = client.contracts.decode_error(data)
-    if decoded is None:
-        return None
-    name, args = decoded
-    return f"{name}: {_explain(name, args)}"

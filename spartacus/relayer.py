@@ -73,7 +73,15 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable, SpartacusError
 from ._listener_state import check_identity, lock, transaction
 from .chain import ChainClient, FactoryClient, Signer, _explain
-from .forwarding import CARRIED, DOMAIN_NAME, DOMAIN_VERSION, ForwardRequest, forwarder_nonce, selector_of
+from .forwarding import (
+    CARRIED,
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    ForwardRequest,
+    as_forwarded,
+    forwarder_nonce,
+    selector_of,
+)
 
 __all__ = ["Limits", "Refusal", "Relayer", "RelayerServer", "serve"]
 
@@ -185,20 +193,6 @@ class _Window:
                 return max(1.0, left)
             self._counts[key] = self._counts.get(key, 0) + 1
             return None
-
-
-def _revert_data(exc: Exception) -> bytes | None:
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return None
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    return None
 
 
 def _seconds(value: float) -> str:
@@ -503,16 +497,10 @@ class Relayer:
             self.client._rpc(lambda: self.client.w3.eth.call(tx, "latest"))  # type: ignore[arg-type]
             return
         except (ContractLogicError, ContractCustomError, Web3RPCError, ValueError) as exc:
-            raw = _revert_data(exc)
-            text = str(exc)
-        decoded = self.client.contracts.decode_error(raw) if raw else None
-        if decoded is None:
-            if "insufficient funds" in text.lower():
-                raise Refusal(
-                    "unavailable", "the relayer cannot pay for this request now: try later, or another relayer"
-                )
-            raise Refusal("would-revert", f"the call would fail ({text[:200]}): check it, or send it yourself")
-        name, args = decoded
+            err = self.client._revert(exc)  # the contract's own error, decoded, if it is one
+        if not isinstance(err, ContractRevert):  # this relayer cannot pay
+            raise Refusal("unavailable", "the relayer cannot pay for this request now: try later, or another relayer")
+        name, args = err.context.get("error"), err.context.get("args") or {}
         if name == "ERC2771ForwarderInvalidSigner":
             raise Refusal("bad-signature", f"the forwarder rejects the signature ({_explain(name, args)})")
         if name == "ERC2771ForwarderExpiredRequest":
@@ -521,31 +509,25 @@ class Relayer:
             raise Refusal("wrong-target", f"{request.to} does not trust this deployment's forwarder")
         if name == "FailedCall":
             raise Refusal("would-revert", self._inner_error(request))
+        if name is None:
+            raise Refusal("would-revert", f"the call would fail ({err.message[:200]}): check it, or send it yourself")
         raise Refusal("would-revert", f"the call would revert with {name}: {_explain(name, args)}")
 
     def _inner_error(self, request: ForwardRequest) -> str:
         """Why the call the forwarder makes fails: the target's own error, from an ``eth_call`` as the
         forwarder (``data ‖ from``, the request's gas and value)."""
-        forwarder = to_checksum_address(self.forwarder)
-        tx = {
-            "from": forwarder,
-            "to": request.to,
-            "data": HexBytes(request.data + bytes.fromhex(request.sender[2:])),
-            "value": request.value,
-            "gas": request.gas,
-        }
-        override = {forwarder: {"balance": hex(request.value)}} if request.value else None
+        tx, override = as_forwarded(self.forwarder, request.sender, request.to, request.data, request.value)
+        tx["gas"] = request.gas
         try:
             if override is None:
                 self.client._rpc(lambda: self.client.w3.eth.call(tx, "latest"))  # type: ignore[arg-type]
             else:
                 self.client._rpc(lambda: self.client.w3.eth.call(tx, "latest", override))  # type: ignore[arg-type]
         except (ContractLogicError, ContractCustomError, Web3RPCError, ValueError) as exc:
-            raw = _revert_data(exc)
-            decoded = self.client.contracts.decode_error(raw) if raw else None
-            if decoded is not None:
-                name, args = decoded
-                return f"the call would revert with {name}: {_explain(name, args)}"
+            err = self.client._revert(exc)
+            name = err.context.get("error")
+            if name is not None:
+                return f"the call would revert with {name}: {_explain(name, err.context.get('args') or {})}"
             if "gas" in str(exc).lower():
                 return f"the request's gas ({request.gas}) is too low for this call: sign it again with more"
             return f"the call would revert ({str(exc)[:160]}): check it before signing it again"
