@@ -60,6 +60,13 @@ if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
     else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
 fi
 
-# 6. Compile the contracts (Ape caches: a no-op when nothing changed).
-SOLCX_BINARY_PATH="$root/.solcx" .venv/bin/ape compile >/dev/null
+# 6. Compile the contracts. Ape's cache recompiles only the files that changed, but the factory
+#    embeds the campaign implementation's code: when any source (or the compiler settings)
+#    changed, everything is compiled again, so no contract's bytecode is ever stale.
+sol_stamp="$(find contracts -name '*.sol' -print0 | sort -z | xargs -0 cat | cat - ape-config.yaml package-lock.json | sha256sum | cut -d' ' -f1)"
+if [ "$(cat .build/.spartacus-stamp 2>/dev/null)" != "$sol_stamp" ] || [ ! -f .build/__local__.json ]; then
+    say "Compiling the contracts"
+    SOLCX_BINARY_PATH="$root/.solcx" .venv/bin/ape compile --force >/dev/null
+    echo "$sol_stamp" > .build/.spartacus-stamp
+fi
 say "Setup complete"
