@@ -19,8 +19,9 @@ const found = [];
 function announce(/** @type {Event} */ event) {
   const detail = /** @type {any} */ (event).detail;
   if (!detail || !detail.provider || typeof detail.provider.request !== "function") return;
-  if (found.some((w) => w.provider === detail.provider)) return;
-  found.push({ name: String(detail.info?.name || "Browser wallet"), rdns: String(detail.info?.rdns || ""), provider: detail.provider });
+  const rdns = String(detail.info?.rdns || "");
+  if (found.some((w) => w.provider === detail.provider || (rdns && w.rdns === rdns))) return; // this frame's and the page's copy
+  found.push({ name: String(detail.info?.name || "Browser wallet"), rdns, provider: detail.provider });
 }
 
 /** The wallets of this browser (EIP-6963 announcements, then the injected provider). @returns {Wallet[]} */
@@ -35,7 +36,7 @@ export function discover() {
   }
   for (const w of windows) {
     const injected = /** @type {any} */ (w).ethereum;
-    if (injected && typeof injected.request === "function" && !found.some((x) => x.provider === injected)) {
+    if (injected && typeof injected.request === "function" && !found.length) {
       found.push({ name: injected.isMetaMask ? "MetaMask (injected)" : "Browser wallet (injected)", rdns: "", provider: injected });
     }
   }

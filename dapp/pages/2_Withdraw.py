@@ -22,8 +22,9 @@ picked = _ui.campaign_header()
 address, campaign, facts, client, live = picked.address, picked.campaign, picked.facts, picked.client, picked.live
 page = f"action:{address}"
 done = _ui.last_outcome(page)
+top = st.empty()  # always in its place, so the component below is never re-mounted
 if done is not None and done.ok:
-    st.success(f"{DONE[done.action]} (transaction `{done.facts['tx']}`)", icon=":material/check_circle:")
+    top.success(f"{DONE[done.action]} (transaction `{done.facts['tx']}`)", icon=":material/check_circle:")
 
 ss = st.session_state
 who_key = f"who:{address}"
@@ -54,7 +55,7 @@ if who is not None:
     try:
         who = _who(who["address"])  # fresh on every run: the state changes with each action
     except Exception as exc:  # noqa: BLE001
-        _ui.error(f"Cannot read the pledge of {who['address']}: {_ui.fail(exc)}")
+        top.error(T.escape_md(f"Cannot read the pledge of {who['address']}: {_ui.fail(exc)}"))
         who = None
 value = _ui.component(
     "action",

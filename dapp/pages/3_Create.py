@@ -177,8 +177,9 @@ form = F.CreateForm(
     relay=relay_choice,
 )
 config, errors = F.validate_create(form, now, settings.relay_service)
+problems = st.empty()  # always in its place, so the component below is never re-mounted (it holds your key)
 if errors and any(ss.get(k) for k in ("c_title", "c_purpose", "c_threshold", "c_t", "c_keepers_pasted", "c_keepers")):
-    st.error("Before you can create it, please fix:\n\n" + "\n".join(f"- {T.escape_md(e)}" for e in errors))
+    problems.error("Before you can create it, please fix:\n\n" + "\n".join(f"- {T.escape_md(e)}" for e in errors))
 
 st.subheader("Sealed, in your browser")
 value = _ui.component(
