@@ -435,6 +435,19 @@ def secret_hex(key_file: bytes) -> str:
     return json.loads(key_file)["private_key"][2:]
 
 
+def cli_campaign(live: Live, name: str, threshold: int = 10) -> str:
+    """A campaign made with the CLI (the Python core), for tests that need one as a backdrop."""
+    (live.tmp / f"{name}.txt").write_text("Gate 3, 6:00.\n")
+    keepers = [arg for k in live.keeper_keys for arg in ("--keeper", k)]
+    out = live.cli(
+        "create", "--factory", live.factory, "--title", name, "--purpose", "A backdrop", "--description", "",
+        "--plan", "", "--threshold", str(threshold), "--deadline", "+7d", *keepers, "--keeper-threshold", "2",
+        "--name", "Olga", "--contact", "email=olga@example.org", "--instructions-file", f"{name}.txt",
+        "--member-key-file", f"{name}.key", "--account", "TEST::1", "--network", live.rpc,
+    )  # fmt: skip
+    return str(out["campaign"])
+
+
 # ─── The journey ─────────────────────────────────────────────────────────────────────
 
 M = "QX7"  # in every marker: a string nobody else types
@@ -616,9 +629,7 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
 
 
 def test_a_rejected_wallet_transaction_is_reported_and_nothing_is_sent(browser: Any, live: Live) -> None:
-    factory = FactoryClient(live.client, live.factory)
-    [created, *_] = sorted(factory.campaigns(), key=lambda e: e.block_number, reverse=True)
-    campaign = created.campaign
+    campaign = cli_campaign(live, "rejected")
     before = CampaignClient(live.client, campaign).status().total_pledges
     eve = KeySigner(dev_key(7)).address
     traffic = Traffic(live.url)
@@ -634,3 +645,127 @@ def test_a_rejected_wallet_transaction_is_reported_and_nothing_is_sent(browser: 
     see(frame, "You rejected the request in your wallet: nothing was sent.")
     assert CampaignClient(live.client, campaign).status().total_pledges == before
     context.close()
+
+
+# ─── A foreign window cannot steer the component ─────────────────────────────────────
+
+FOREIGN = """<!doctype html>
+<html><body>
+<iframe id="app" src="%(src)s" width="1100" height="2600"></iframe>
+<script>
+// Posts a forged Streamlit render to every frame below `w` (cross-origin frames still take
+// postMessage), as a hostile page that framed or opened the dApp would.
+function forge(w, args) {
+  let n = 0;
+  const visit = (win) => {
+    for (let i = 0; i < win.frames.length; i++) {
+      win.frames[i].postMessage({isStreamlitMessage: true, type: "streamlit:render", args: args}, "*");
+      n++;
+      visit(win.frames[i]);
+    }
+  };
+  visit(w);
+  return n;
+}
+window.forgeFramed = (args) => forge(window, args);
+window.openApp = (url) => { window.opened = window.open(url, "_blank"); return true; };
+window.forgeOpened = (args) => forge(window.opened, args);
+</script>
+</body></html>"""
+
+
+def serve_foreign(html: str) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            raw = html.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def component_frame(page: Any) -> Any:
+    """The component's frame object, wherever it is nested."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if "/component/_ui.spartacus/" in frame.url:
+                frame.wait_for_selector("button, input", timeout=TIMEOUT_MS)
+                return frame
+        page.wait_for_timeout(100)
+    raise AssertionError("the dApp's component frame never loaded")
+
+
+def test_a_foreign_window_that_frames_or_opens_the_dapp_cannot_make_it_call_the_wallet(
+    browser: Any, live: Live
+) -> None:
+    campaign = cli_campaign(live, "framed")
+    c = CampaignClient(live.client, campaign)
+    victim = KeySigner(dev_key(8)).address
+    attacker = KeyPair.generate()
+    forged = {
+        "mode": "pledge",
+        "walletConnected": True,
+        "chainId": 31337,
+        "campaign": attacker.address,  # a contract of the attacker's
+        "keepers": ["0x" + attacker.public_key.hex()],  # a keeper set the attacker holds alone
+        "t": 1,
+        "scope": "members",
+        "lateJoiners": "known",
+        "deposit": "0",
+        "trusted": True,
+        "relayer": False,
+        "localAccounts": [],
+        "now": int(time.time()),
+    }
+    traffic = Traffic(live.url)
+    context = wallet_context(browser, live, victim, traffic)
+    server = serve_foreign(FOREIGN % {"src": f"{live.url}/pledge?campaign={campaign}"})
+    try:
+        foreign = context.new_page()
+        foreign.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        # 1. Framed: the victim connects a wallet in the framed dApp; the foreign page then swaps
+        #    the campaign and keepers; the victim pledges. The pledge goes to the real campaign.
+        frame = component_frame(foreign)
+        frame.get_by_label("A browser wallet", exact=True).check()
+        frame.get_by_role("button", name="Connect Test Wallet").click()
+        frame.get_by_text(f"Wallet connected: {victim}").wait_for(timeout=TIMEOUT_MS)
+        frame.evaluate("window.__walletCalls = []")
+        assert foreign.evaluate("(args) => window.forgeFramed(args)", forged) >= 2
+        frame.locator('input[name="name"]').fill("Victim of a framing page")
+        with foreign.expect_download():
+            frame.get_by_role("button", name="Save my member key file").click()
+        frame.get_by_role("button", name="Seal and pledge").click()
+        frame.get_by_text("Sent: waiting").or_(frame.get_by_text("Pledged")).first.wait_for(timeout=TIMEOUT_MS)
+        calls = frame.evaluate("window.__walletCalls")
+        sends = [call for call in calls if call["method"] == "eth_sendTransaction"]
+        assert [s["params"][0]["to"].lower() for s in sends] == [campaign.lower()], calls
+        assert all(call["method"] != "eth_accounts" for call in calls), calls
+        deadline = time.monotonic() + 60
+        while c.pledge_of(victim)[1] != "live":
+            assert time.monotonic() < deadline, "the victim's pledge never reached the real campaign"
+            time.sleep(0.2)
+
+        # 2. Opened: the foreign page opens the dApp in a new window and posts a forged render that
+        #    asks for the wallet's accounts; nothing reaches the wallet until the user clicks.
+        with context.expect_page() as opened_info:
+            foreign.evaluate("(url) => window.openApp(url)", f"{live.url}/withdraw?campaign={campaign}")
+        opened = opened_info.value
+        frame = component_frame(opened)
+        assert foreign.evaluate("(args) => window.forgeOpened(args)", forged | {"mode": "action"}) >= 1
+        frame.get_by_label("A browser wallet", exact=True).check()
+        frame.get_by_role("button", name="Connect Test Wallet").click()
+        frame.get_by_text(f"Wallet connected: {victim}").wait_for(timeout=TIMEOUT_MS)
+        calls = frame.evaluate("window.__walletCalls")
+        assert calls and calls[0]["method"] == "eth_requestAccounts", calls  # the click's, and nothing before
+    finally:
+        server.shutdown()
+        context.close()
