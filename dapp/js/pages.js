@@ -20,7 +20,9 @@ let args = {};
 /** @type {Record<string, any>} */
 const S = { sender: null, wallet: null, address: null, local: null, memberKey: null, saved: "", sentId: null, shownOutcome: null, whoPosted: "", walletRestored: false };
 const newId = () => lib.toHex(lib.randomBytes(12));
-const status = h("div", { role: "status", className: "note" });
+/** @type {HTMLElement} */
+let status;
+const newStatus = () => (status = h("div", { role: "status", className: "note" }));
 
 /** Shows a sentence in the status area (as text). @param {string} text @param {"note"|"err"|"ok"|"warn"} [kind] */
 function say(text, kind = "note") {
@@ -200,6 +202,7 @@ function keySection(/** @type {() => string | null} */ campaignOf, /** @type {()
 }
 
 export function pledgePage(/** @type {HTMLElement} */ root) {
+  newStatus();
   const name = h("input", { type: "text", name: "name", maxlength: 200, autocomplete: "off" });
   const email = h("input", { type: "email", name: "email", autocomplete: "off" });
   const contacts = h("textarea", { name: "contacts", placeholder: "signal=+41 79 123 45 67\nmatrix=@me:example.org" });
@@ -258,6 +261,7 @@ const contextOf = (/** @type {any} */ a) => ({
 });
 
 export function createPage(/** @type {HTMLElement} */ root) {
+  newStatus();
   if (!S.salt) S.salt = lib.randomBytes(32);
   const name = h("input", { type: "text", name: "name", maxlength: 200, autocomplete: "off" });
   const email = h("input", { type: "email", name: "email", autocomplete: "off" });
@@ -321,6 +325,7 @@ export function createPage(/** @type {HTMLElement} */ root) {
 // ─── Withdraw, refund, cancel ────────────────────────────────────────────────────────
 
 export function actionPage(/** @type {HTMLElement} */ root) {
+  newStatus();
   const info = h("div", { className: "sp" });
   const sure = h("input", { type: "checkbox", name: "cancel-sure" });
   const buttons = {
@@ -370,6 +375,7 @@ export function actionPage(/** @type {HTMLElement} */ root) {
 // ─── Member area ─────────────────────────────────────────────────────────────────────
 
 export function memberPage(/** @type {HTMLElement} */ root) {
+  newStatus();
   const out = h("div", { className: "sp" });
   const open = async (/** @type {Uint8Array | null} */ secret) => {
     try {
