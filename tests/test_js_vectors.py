@@ -96,6 +96,11 @@ def test_the_vectors_and_the_unit_tests_pass_under_node(node: str) -> None:
     assert "# fail 0" in proc.stdout and "# pass 0" not in proc.stdout
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The served bundle, the vector checks and the vectors, on a loopback HTTP server."""
@@ -106,8 +111,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.copy(JS / "test" / "vectors.js", folder / "vectors.js")
     shutil.copy(VECTORS, folder / "format-v2.json")
     (folder / "index.html").write_text("<!doctype html><meta charset=utf-8><title>vectors</title>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    handler = functools.partial(_Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
