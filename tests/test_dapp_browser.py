@@ -153,6 +153,7 @@ class Live:
     tmp: Path
     relayer: Relayer
     keeper_keys: list[str]
+    relay_service: KeyPair
 
     def cli(self, *args: str) -> Any:
         proc = subprocess.run(
@@ -197,16 +198,25 @@ def live(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
         relay_server = serve_relayer(relayer)
         env = os.environ | {"SPARTACUS_NETWORK": node.url, "SPARTACUS_FACTORY": factory.address}
         env.pop("SPARTACUS_ACCOUNT", None)
-        probe = Live("", node.url, factory.address, factory.forwarder, client, env, tmp, relayer, [])
+        relay_service = KeyPair.generate()
+        probe = Live("", node.url, factory.address, factory.forwarder, client, env, tmp, relayer, [], relay_service)
         keepers = []
         for i in range(3):
             out = probe.cli("keeper", "init", "--key-file", f"keeper{i}.key")
             client.w3.eth.send_transaction({"from": client.w3.eth.accounts[0], "to": out["address"], "value": 10**18})
             keepers.append(out["public_key"])
-        env |= {"SPARTACUS_KEEPERS": ",".join(keepers), "SPARTACUS_REFRESH": "1", "SPARTACUS_RELAYER": relayer.url}
+        env |= {
+            "SPARTACUS_KEEPERS": ",".join(keepers),
+            "SPARTACUS_REFRESH": "1",
+            "SPARTACUS_RELAYER": relayer.url,
+            "SPARTACUS_RELAY_SERVICE": "0x" + relay_service.compressed.hex(),
+            "SPARTACUS_RELAY_NAME": "Union office",
+        }
         server, url = start_streamlit(env, tmp / "streamlit.log")
         try:
-            yield Live(url, node.url, factory.address, factory.forwarder, client, env, tmp, relayer, keepers)
+            yield Live(
+                url, node.url, factory.address, factory.forwarder, client, env, tmp, relayer, keepers, relay_service
+            )
         finally:
             server.terminate()
             try:
@@ -479,6 +489,8 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     fill(page, "Keeper public keys to add, one per line", "\n".join(live.keeper_keys))
     fill(page, "Keeper threshold t: keepers needed to open a pledge", "2")
     fill(page, "Deposit per pledge (ETH)", "0.01")
+    page.get_by_text("my own relay: I run", exact=False).first.click()
+    app_idle(page)
     frame = component(page)
     send_with(frame, "A browser wallet")
     see(frame, "Second Wallet")  # several wallets, found through EIP-6963
@@ -617,6 +629,13 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     frame = component(ana)
     frame.locator('input[name="member-key-file"]').set_input_files(str(stranger))
     see(frame, re.compile("a member key serves one campaign only"))
+
+    # The bundle the page ran is the one built here (README, "Hosting the dApp").
+    import hashlib
+
+    with urllib.request.urlopen(f"{live.url}/component/_ui.spartacus/build/spartacus.js") as r:
+        served = hashlib.sha256(r.read()).hexdigest()
+    assert served == hashlib.sha256((ROOT / "dapp" / "component" / "build" / "spartacus.js").read_bytes()).hexdigest()
 
     # 9. Nothing typed, no member secret and no roster entry ever reached the Streamlit server.
     markers = [*OLGA.values(), INSTRUCTIONS.split("\n")[0], *DAN.values(), *ANA.values(), *BEN.values(), *CY.values()]
@@ -769,3 +788,65 @@ def test_a_foreign_window_that_frames_or_opens_the_dapp_cannot_make_it_call_the_
     finally:
         server.shutdown()
         context.close()
+
+
+def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaign_is_flagged(
+    browser: Any, live: Live
+) -> None:
+    from playwright.sync_api import expect
+
+    from spartacus.keys import unwrap
+
+    traffic = Traffic(live.url)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+    traffic.attach(context)
+    page = context.new_page()
+    goto(page, f"{live.url}/create")
+    see(page, f"the relay service Union office (public key 0x{live.relay_service.compressed.hex()})")
+    see(page, re.compile("it reads the roster after the reveal"))
+    fill(page, "Title", "Walletless drive")
+    fill(page, "Purpose: one sentence", "Created with no wallet")
+    fill(page, "Threshold N: live pledges (yours included) that trigger the reveal", "3")
+    fill(page, "Keeper public keys to add, one per line", "\n".join(live.keeper_keys))
+    fill(page, "Keeper threshold t: keepers needed to open a pledge", "2")
+    frame = component(page)
+    expect(frame.get_by_label("No wallet: send through the relayer", exact=True)).to_be_checked()  # no wallet here
+    key_file = save_key(page, frame, live.tmp / "walletless-organizer.key")
+    type_record(frame, f"Rosa {M}Relay", f"rosa.{M.lower()}@example.org")
+    frame.locator('textarea[name="instructions"]').fill(f"Stay home {M}.")
+    frame.get_by_role("button", name="Create the campaign").click()
+    see(page, "Campaign created at")
+    campaign = re.search(r"0x[0-9a-fA-F]{40}", page.get_by_text("Campaign created at").first.inner_text()).group(0)
+    member = load_key_file(live.tmp / "walletless-organizer.key", KIND_MEMBER, campaign=campaign, chain_id=31337)
+    c = CampaignClient(live.client, campaign)
+    assert c.status().creator == member.address and live.client.balance(member.address) == 0
+    config = c.created.config
+    assert config.relay == live.relay_service.compressed
+    note = json.loads(unwrap(live.relay_service, config.relay_note))  # sealed in the browser to the relay only
+    assert note == {"campaign": campaign, "contact": {"email": f"rosa.{M.lower()}@example.org"},
+                    "name": f"Rosa {M}Relay", "v": 1}  # fmt: skip
+    goto(page, f"{live.url}/?campaign={campaign}")
+    see(page, re.compile("E-mail: the relay service Union office"))
+
+    # A campaign of another factory: the pledge form says so, and sends nothing until acknowledged.
+    other, _ = FactoryClient.deploy(live.client, KeySigner(dev_key(0)))
+    (live.tmp / "foreign.txt").write_text("x\n")
+    keepers = [arg for k in live.keeper_keys for arg in ("--keeper", k)]
+    foreign = live.cli(
+        "create", "--factory", other.address, "--title", "Lookalike", "--purpose", "p", "--threshold", "3",
+        "--deadline", "+7d", *keepers, "--keeper-threshold", "2", "--name", "Mallory", "--instructions-file",
+        "foreign.txt", "--member-key-file", "foreign.key", "--account", "TEST::1", "--network", live.rpc,
+    )["campaign"]  # fmt: skip
+    goto(page, f"{live.url}/pledge?campaign={foreign}")
+    see(page, re.compile("NOT created by this dApp's factory"))
+    frame = component(page)
+    see(frame, re.compile("NOT created by this dApp's factory"))
+    save_key(page, frame, live.tmp / "foreign-pledger.key")
+    type_record(frame, "Careful Cem")
+    seal_button = frame.get_by_role("button", name="Seal and pledge")
+    expect(seal_button).to_be_disabled()
+    frame.get_by_label("I understand, and still want to pledge to it").check()
+    expect(seal_button).to_be_enabled()
+    markers = [f"Rosa {M}Relay", f"rosa.{M.lower()}@example.org", f"Stay home {M}.", secret_hex(key_file)]
+    assert traffic.leaks(markers) == []
+    context.close()
