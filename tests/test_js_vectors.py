@@ -101,6 +101,17 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def test_the_browser_module_type_checks(node: str) -> None:
+    """``// @ts-check`` JSDoc types, checked by the pinned TypeScript (``tsc --noEmit``)."""
+    tsc = ROOT / "node_modules" / "typescript" / "bin" / "tsc"
+    if not tsc.exists():
+        _need("TypeScript is not installed: run make setup")
+    proc = subprocess.run(
+        [node, str(tsc), "-p", str(JS / "tsconfig.json")], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The served bundle, the vector checks and the vectors, on a loopback HTTP server."""

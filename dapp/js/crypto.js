@@ -3,6 +3,9 @@
 export * from "./primitives.js";
 export * from "./keys.js";
 export * from "./envelope.js";
+// @ts-ignore TS2308: the typedefs these modules share (CampaignContext, ...) are the same types
 export * from "./release.js";
+// @ts-ignore TS2308 (as above)
 export * from "./roster.js";
+// @ts-ignore TS2308 (as above)
 export * from "./exports.js";

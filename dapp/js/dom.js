@@ -31,7 +31,7 @@ export function fill(el, ...children) {
 
 /** Offers `bytes` as a file download, made here (the server never holds it). */
 export function download(/** @type {string} */ name, /** @type {Uint8Array | string} */ bytes, /** @type {string} */ mime) {
-  const blob = new Blob([bytes], { type: mime });
+  const blob = new Blob([/** @type {BlobPart} */ (bytes)], { type: mime });
   const url = URL.createObjectURL(blob);
   const a = h("a", { href: url, download: name, style: "display:none" });
   document.body.append(a);

@@ -145,6 +145,7 @@ export function decodeContent(payload) {
     const count = r.number(1);
     /** @type {Record<string, string>} */
     const raw = {};
+    /** @type {Uint8Array} */
     let previous = new Uint8Array(0);
     for (let i = 0; i < count; i++) {
       const key = r.take(r.number(1));

@@ -51,7 +51,8 @@ function contactOf(/** @type {string} */ email, /** @type {string} */ lines) {
   return contact;
 }
 
-const field = (/** @type {string} */ label, /** @type {HTMLElement} */ input, /** @type {string} [help] */ help) =>
+/** A labelled input. @param {string} label @param {HTMLElement} input @param {string} [help] */
+const field = (label, input, help) =>
   h("label", null, label, input, help ? h("span", { className: "note" }, help) : null);
 
 // ─── the sender: a browser wallet, the relayer, or a local account ───────────────────

@@ -79,8 +79,8 @@ export function toHex(bytes) {
   return out;
 }
 
-/** Bytes to 0x-prefixed lowercase hex. @param {Uint8Array} bytes */
-export const hex0x = (bytes) => "0x" + toHex(bytes);
+/** Bytes to 0x-prefixed lowercase hex. @param {Uint8Array} bytes @returns {`0x${string}`} */
+export const hex0x = (bytes) => `0x${toHex(bytes)}`;
 
 /** @param {Uint8Array} a @param {Uint8Array} b */
 export function equalBytes(a, b) {

@@ -26,6 +26,7 @@ function announce(/** @type {Event} */ event) {
 
 /** The wallets of this browser (EIP-6963 announcements, then the injected provider). @returns {Wallet[]} */
 export function discover() {
+  /** @type {Window[]} */
   const windows = [window];
   try {
     if (window.parent !== window && window.parent.location.origin === window.location.origin) windows.push(window.parent);
@@ -49,6 +50,7 @@ export async function ask(provider, method, params = []) {
   return provider.request({ method, params });
 }
 
+/** @type {WeakSet<object>} */
 const BUILT = new WeakSet();
 /** Marks a call as built by this component for a click (see sendBuilt). @template {object} T @param {T} call */
 export function built(call) {
