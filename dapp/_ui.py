@@ -191,9 +191,10 @@ def campaign_header() -> Picked:
         st.stop()
         raise
     config = facts.config
+    left = T.time_left_text(live.state, config.deadline, live.now)
     st.markdown(
-        f"**{T.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges · "
-        f"{T.time_left_text(live.state, config.deadline, live.now)}"
+        f"**{T.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges"
+        + (f" · {left}" if left != live.state else "")
     )
     campaign_link(address, label="About this campaign")
     return Picked(address, campaign_, facts, client_, live)

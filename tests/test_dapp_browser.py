@@ -850,3 +850,20 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
     markers = [f"Rosa {M}Relay", f"rosa.{M.lower()}@example.org", f"Stay home {M}.", secret_hex(key_file)]
     assert traffic.leaks(markers) == []
     context.close()
+
+
+def test_the_pledge_form_fits_a_phone_in_both_themes(browser: Any, live: Live) -> None:
+    campaign = cli_campaign(live, "phone")
+    for scheme in ("dark", "light"):
+        context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=scheme, is_mobile=True)
+        page = context.new_page()
+        goto(page, f"{live.url}/pledge?campaign={campaign}")
+        frame = component(page)
+        frame.locator('input[name="name"]').wait_for()
+        app_idle(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        inner = component_frame(page)
+        assert inner.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
+        assert "null" not in inner.evaluate("document.body.innerText").split()
+        shot(page, f"dapp-pledge-phone-{scheme}.png")
+        context.close()

@@ -63,7 +63,8 @@ function senderSection(opts) {
   const choices = [["wallet", "A browser wallet"]];
   if (args.relayer) choices.push(["relayer", "No wallet: send through the relayer"]);
   if ((args.localAccounts || []).length) choices.push(["local", "A local account of the machine that runs this dApp"]);
-  if (!S.sender) S.sender = args.relayer && !discover().length ? "relayer" : "wallet";
+  // The default: a wallet if this browser has one, else the relayer, else a local account.
+  if (!S.sender) S.sender = discover().length ? "wallet" : args.relayer ? "relayer" : (args.localAccounts || []).length ? "local" : "wallet";
   const detail = h("div", { className: "sp" });
   const draw = () => {
     fill(detail);
@@ -234,7 +235,7 @@ export function pledgePage(/** @type {HTMLElement} */ root) {
       update();
     }
   });
-  root.append(
+  root.append(...[
     h("h3", null, "What the other members will see"),
     h("p", { className: "note" }, "Typed and sealed in this browser: only the members read it, and only after the reveal. This page's server never receives it."),
     field("Your name (as the others will know you)", name),
@@ -249,7 +250,7 @@ export function pledgePage(/** @type {HTMLElement} */ root) {
       h("label", { className: "row" }, ack, "I understand, and still want to pledge to it")),
     go,
     status,
-  );
+  ].filter((el) => el !== null));
   ack.addEventListener("change", update);
   update();
   return () => { if (showOutcome()) { S.busy = !args.outcome.ok ? false : S.busy; if (args.outcome.ok) { S.memberKey = null; } } update(); };
