@@ -236,8 +236,18 @@ class RelayedStore:
                 start = created_block if scanned is None else max(created_block, scanned - REORG_DEPTH + 1)
                 pledges = self._pledges.setdefault(address, {})
                 forwarded = self._forwarded.setdefault(address, set())
-                for log in client.logs(address, ["Pledged"], from_block=start, to_block=head):
-                    pledges[int(log.args["index"])] = log.tx_hash
+                # Raw logs: the index is a topic and the hash is the log's, so the sealed bytes beside
+                # them are never decoded (a campaign of 10,000 pledges is read in one request).
+                query = {
+                    "address": to_checksum_address(address),
+                    "fromBlock": start,
+                    "toBlock": head,
+                    "topics": [client.contracts.topic("Pledged").to_0x_hex()],
+                }
+                for log in client.w3.eth.get_logs(query):  # type: ignore[arg-type]
+                    pledges[int.from_bytes(bytes(log["topics"][1]), "big")] = HexBytes(
+                        log["transactionHash"]
+                    ).to_0x_hex()
                 for log in client.logs(forwarder, ["ExecutedForwardRequest"], from_block=start, to_block=head):
                     if log.args.get("success"):
                         forwarded.add(log.tx_hash)

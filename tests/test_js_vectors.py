@@ -90,7 +90,7 @@ def keepers_and_ctx(n: int = 3, t: int = 2) -> tuple[list[KeyPair], CampaignCont
 
 
 def test_the_vectors_and_the_unit_tests_pass_under_node(node: str) -> None:
-    tests = sorted(str(p) for p in (JS / "test").glob("*.test.js"))
+    tests = sorted(str(p) for p in (JS / "test").glob("*.test.mjs"))
     proc = subprocess.run([node, "--test", *tests], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "# fail 0" in proc.stdout and "# pass 0" not in proc.stdout

@@ -2,7 +2,7 @@
 /** The format-v2 module: everything a page (and the known-answer vectors) needs, in one import. */
 export * from "./primitives.js";
 export * from "./keys.js";
-export * from "./envelope.js";
+export * from "./format.js";
 // @ts-ignore TS2308: the typedefs these modules share (CampaignContext, ...) are the same types
 export * from "./release.js";
 // @ts-ignore TS2308 (as above)

@@ -11,7 +11,7 @@ import {
   NONCE_SIZE, TAG_SIZE, WRAP_SIZE, InputError, EnvelopeError, DecryptionError,
   concat, utf8, uint, readUint, equalBytes, ecdh, hkdf16, gcmSeal, gcmOpen, kwWrap, kwUnwrap, randomBytes,
 } from "./primitives.js";
-import { SHARE_Y_SIZE, addressBytes } from "./envelope.js";
+import { SHARE_Y_SIZE, addressBytes } from "./format.js";
 import { keyPairFromSecret, generateKeyPair } from "./keys.js";
 
 export const RELEASE_MAGIC = utf8("SPR");
@@ -27,7 +27,7 @@ const INSTRUCTIONS_LABEL = utf8("spartacus/v2 instructions");
 const KEY_LABEL = utf8("spartacus/v2 release key");
 
 /**
- * @typedef {import("./envelope.js").CampaignContext} CampaignContext
+ * @typedef {import("./format.js").CampaignContext} CampaignContext
  * @typedef {{ keeperIndex: number, keeper: string, data: Uint8Array, blockNumber: number, logIndex: number }} ReleaseRecord
  * @typedef {{ type: number, keyId?: number, ephemeral?: Uint8Array, indices?: number[], wraps?: Uint8Array[],
  *   indexSet?: Uint8Array, nonce?: Uint8Array, sealed?: Uint8Array, wrap?: Uint8Array, ys?: Uint8Array[], y?: Uint8Array }} Record

@@ -7,12 +7,12 @@
  * skipped and reported, never fatal; a `known` late joiner reads the instructions only.
  */
 import { DecryptionError, EnvelopeError, InputError, sha256, combine, equalBytes } from "./primitives.js";
-import { ROLE_INSTRUCTIONS, ROLE_PLEDGE, binding, checkMatches, commitment, decodeContent, decodeInstructions, openBody, parse } from "./envelope.js";
+import { ROLE_INSTRUCTIONS, ROLE_PLEDGE, binding, checkMatches, commitment, decodeContent, decodeInstructions, openBody, parse } from "./format.js";
 import { keyPairFromSecret } from "./keys.js";
 import { LATE_KEY, ROSTER_KEY, collect } from "./release.js";
 
 /**
- * @typedef {import("./envelope.js").CampaignContext} CampaignContext
+ * @typedef {import("./format.js").CampaignContext} CampaignContext
  * @typedef {import("./release.js").ReleaseRecord} ReleaseRecord
  * @typedef {{ index: number, pledger: string, memberKey: Uint8Array, envelope: Uint8Array, blockNumber?: number, live: boolean, late: boolean }} PledgeRecord
  * @typedef {{ index: number, name: string, contact: Record<string, string>, message: string | null, late: boolean }} RosterEntry
@@ -80,7 +80,7 @@ export async function buildRoster(ctx, pledges, releases, readerSecret, creator,
   }
   /** @type {Map<number, number>} */
   const liars = new Map();
-  /** @type {{index: number, parsed: import("./envelope.js").ParsedEnvelope, memberKey: Uint8Array, pledger: string, role: number}[]} */
+  /** @type {{index: number, parsed: import("./format.js").ParsedEnvelope, memberKey: Uint8Array, pledger: string, role: number}[]} */
   const sealed = [];
   const byIndex = new Map(ordered.map((p) => [p.index, p]));
   if (!roster.late_joiner) {

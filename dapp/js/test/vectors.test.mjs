@@ -1,4 +1,4 @@
-// The known-answer vectors under Node (fast): `node --test dapp/js/test/`.
+// The known-answer vectors under Node (fast): `node --test dapp/js/test/*.test.mjs`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-// Unit tests of the browser module under Node: `node --test dapp/js/test/`.
+// Unit tests of the browser module under Node: `node --test dapp/js/test/*.test.mjs`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as lib from "../crypto.js";
