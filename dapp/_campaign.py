@@ -244,10 +244,13 @@ class RelayedStore:
                     "toBlock": head,
                     "topics": [client.contracts.topic("Pledged").to_0x_hex()],
                 }
-                for log in client.w3.eth.get_logs(query):  # type: ignore[arg-type]
-                    pledges[int.from_bytes(bytes(log["topics"][1]), "big")] = HexBytes(
-                        log["transactionHash"]
-                    ).to_0x_hex()
+                try:
+                    for log in client.w3.eth.get_logs(query):  # type: ignore[arg-type]
+                        index = int.from_bytes(bytes(log["topics"][1]), "big")
+                        pledges[index] = HexBytes(log["transactionHash"]).to_0x_hex()
+                except Exception:  # noqa: BLE001 - a node that caps ranges: the chunked, decoded read
+                    for decoded in client.logs(address, ["Pledged"], from_block=start, to_block=head):
+                        pledges[int(decoded.args["index"])] = decoded.tx_hash
                 for log in client.logs(forwarder, ["ExecutedForwardRequest"], from_block=start, to_block=head):
                     if log.args.get("success"):
                         forwarded.add(log.tx_hash)
