@@ -31,7 +31,6 @@ __all__ = [
     "CampaignRow",
     "HistoryStore",
     "Live",
-    "RelayedStore",
     "campaign_rows",
     "chart_series",
     "check_campaign_address",
@@ -183,13 +182,24 @@ def relay_text(config: CampaignConfig, service: bytes | None, service_name: str 
 
 
 class HistoryStore:
-    """The live count after every ``Pledged``/``Withdrawn`` event, per campaign, read once and then
-    only from the last scanned block on (minus :data:`REORG_DEPTH`); shared by every session."""
+    """Per campaign, read once and then only from the last scanned block on (minus
+    :data:`REORG_DEPTH`), shared by every session of a server:
+
+    * the live count after every ``Pledged``/``Withdrawn`` event (the chart, and the recount);
+    * which pledges came through a relayer: whose transaction is a call of the deployment's
+      ERC-2771 forwarder (its successful ``ExecutedForwardRequest`` log in the same transaction).
+
+    The ``Pledged`` and ``Withdrawn`` logs are read raw, in one request: the count is a word of
+    their data and the index a topic, so the sealed bytes beside them are never decoded.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._points: dict[str, list[tuple[int, int]]] = {}
+        self._pledge_tx: dict[str, dict[int, str]] = {}  # pledge index -> transaction hash
+        self._forwarded: dict[str, set[str]] = {}
         self._scanned: dict[str, int] = {}
+        self._forwarder_scanned: dict[str, int] = {}
         self._times: dict[int, int] = {}
 
     def points(
@@ -198,65 +208,78 @@ class HistoryStore:
         """(block, live count) pairs, oldest first, up to ``head`` (default: latest)."""
         with self._lock:
             head = client.head() if head is None else head
-            scanned = self._scanned.get(address)
-            if scanned is not None and scanned >= head:
-                return list(self._points[address])
-            start = created_block if scanned is None else max(created_block, scanned - REORG_DEPTH + 1)
-            kept = [p for p in self._points.get(address, []) if p[0] < start]
-            kept += CampaignClient(client, address).count_history(start, head)
-            self._points[address] = kept
-            self._scanned[address] = head
-            return list(kept)
+            self._scan(client, address, created_block, head)
+            return list(self._points[address])
+
+    def relayed(
+        self, client: ChainClient, address: str, forwarder: str, created_block: int, head: int
+    ) -> tuple[int, int]:
+        """``(relayed, total)`` pledges made so far."""
+        with self._lock:
+            self._scan(client, address, created_block, head)
+            forwarded = self._forwarded.setdefault(address, set())
+            scanned = self._forwarder_scanned.get(address)
+            if scanned is None or scanned < head:
+                start = created_block if scanned is None else max(created_block, scanned - REORG_DEPTH + 1)
+                for log in client.logs(forwarder, ["ExecutedForwardRequest"], from_block=start, to_block=head):
+                    if log.args.get("success"):
+                        forwarded.add(log.tx_hash)
+                self._forwarder_scanned[address] = head
+            txs = self._pledge_tx.get(address, {})
+            return sum(1 for tx in txs.values() if tx in forwarded), len(txs)
+
+    def _scan(self, client: ChainClient, address: str, created_block: int, head: int) -> None:
+        scanned = self._scanned.get(address)
+        if scanned is not None and scanned >= head:
+            return
+        start = created_block if scanned is None else max(created_block, scanned - REORG_DEPTH + 1)
+        kept = [p for p in self._points.get(address, []) if p[0] < start]
+        txs = self._pledge_tx.setdefault(address, {})
+        raw = self._raw(client, address, start, head)
+        if raw is None:  # a node that caps ranges or answers in another shape: the chunked, decoded read
+            for log in client.logs(address, ["Pledged", "Withdrawn"], from_block=start, to_block=head):
+                kept.append((log.block_number, int(log.args["count"])))
+                if log.event == "Pledged":
+                    txs[int(log.args["index"])] = log.tx_hash
+        else:
+            for block, count, index, tx in raw:
+                kept.append((block, count))
+                if index is not None:
+                    txs[index] = tx
+        self._points[address] = kept
+        self._scanned[address] = head
+
+    @staticmethod
+    def _raw(client: ChainClient, address: str, start: int, end: int) -> list[tuple[int, int, int | None, str]] | None:
+        """``Pledged`` data is ``[offset memberKey][offset envelope][count]...``, ``Withdrawn`` data
+        ``[count]`` (ICampaign's ABI); the index is the first indexed topic of both."""
+        pledged = client.contracts.topic("Pledged")
+        withdrawn = client.contracts.topic("Withdrawn")
+        query = {
+            "address": to_checksum_address(address),
+            "fromBlock": start,
+            "toBlock": end,
+            "topics": [[pledged.to_0x_hex(), withdrawn.to_0x_hex()]],
+        }
+        try:
+            out = []
+            for log in sorted(client.w3.eth.get_logs(query), key=lambda lg: (lg["blockNumber"], lg["logIndex"])):  # type: ignore[arg-type]
+                topic, data = HexBytes(log["topics"][0]), bytes(log["data"])
+                word = data[64:96] if topic == pledged else data[0:32] if topic == withdrawn else b""
+                if len(word) != 32:
+                    return None
+                index = int.from_bytes(bytes(log["topics"][1]), "big") if topic == pledged else None
+                tx = HexBytes(log["transactionHash"]).to_0x_hex()
+                out.append((int(log["blockNumber"]), int.from_bytes(word, "big"), index, tx))
+            return out
+        except Exception:  # noqa: BLE001 - any refusal: the caller reads in chunks
+            return None
 
     def block_time(self, client: ChainClient, block: int) -> int:
         with self._lock:
             if block not in self._times:
                 self._times[block] = client.timestamp(block)
             return self._times[block]
-
-
-class RelayedStore:
-    """Per campaign: which pledges came through a relayer, i.e. whose transaction is a call of
-    the deployment's ERC-2771 forwarder (its ``ExecutedForwardRequest`` log, successful, in the
-    same transaction as the ``Pledged`` log). Read incrementally, like :class:`HistoryStore`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pledges: dict[str, dict[int, str]] = {}  # index -> tx hash
-        self._forwarded: dict[str, set[str]] = {}
-        self._scanned: dict[str, int] = {}
-
-    def counts(
-        self, client: ChainClient, address: str, forwarder: str, created_block: int, head: int
-    ) -> tuple[int, int]:
-        """``(relayed, total)`` pledges made so far."""
-        with self._lock:
-            scanned = self._scanned.get(address)
-            if scanned is None or scanned < head:
-                start = created_block if scanned is None else max(created_block, scanned - REORG_DEPTH + 1)
-                pledges = self._pledges.setdefault(address, {})
-                forwarded = self._forwarded.setdefault(address, set())
-                # Raw logs: the index is a topic and the hash is the log's, so the sealed bytes beside
-                # them are never decoded (a campaign of 10,000 pledges is read in one request).
-                query = {
-                    "address": to_checksum_address(address),
-                    "fromBlock": start,
-                    "toBlock": head,
-                    "topics": [client.contracts.topic("Pledged").to_0x_hex()],
-                }
-                try:
-                    for log in client.w3.eth.get_logs(query):  # type: ignore[arg-type]
-                        index = int.from_bytes(bytes(log["topics"][1]), "big")
-                        pledges[index] = HexBytes(log["transactionHash"]).to_0x_hex()
-                except Exception:  # noqa: BLE001 - a node that caps ranges: the chunked, decoded read
-                    for decoded in client.logs(address, ["Pledged"], from_block=start, to_block=head):
-                        pledges[int(decoded.args["index"])] = decoded.tx_hash
-                for log in client.logs(forwarder, ["ExecutedForwardRequest"], from_block=start, to_block=head):
-                    if log.args.get("success"):
-                        forwarded.add(log.tx_hash)
-                self._scanned[address] = head
-            pledges, forwarded = self._pledges.get(address, {}), self._forwarded.get(address, set())
-            return sum(1 for tx in pledges.values() if tx in forwarded), len(pledges)
 
 
 def relayed_text(relayed: int, total: int) -> str:

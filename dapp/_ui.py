@@ -84,11 +84,6 @@ def history_store(network: str | None) -> C.HistoryStore:
     return C.HistoryStore()
 
 
-@st.cache_resource(show_spinner=False)
-def relayed_store(network: str | None) -> C.RelayedStore:
-    return C.RelayedStore()
-
-
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _campaign(network: str | None, address: str) -> tuple[CampaignClient, C.CampaignFacts]:
     c = CampaignClient(_connection(network).client, address)

@@ -383,3 +383,18 @@ def test_settings_read_the_relayer_and_the_relay_service() -> None:
     assert (s.relayer, s.relay_service, s.relay_name) == ("http://r.example", key, "Office")
     bad = K.Settings.from_env({"SPARTACUS_RELAY_SERVICE": "0x1234"})
     assert bad.relay_service is None and bad.relay_service_error and "not a public key" in bad.relay_service_error
+
+
+def test_the_history_store_reads_what_the_core_reads(stack: Stack) -> None:
+    campaign = stack.create(threshold=9)
+    c = CampaignClient(stack.client, campaign)
+    stack.relayed_pledge(campaign)
+    signer = KeySigner(dev_key(3))
+    member = KeyPair.generate()
+    c.pledge(signer, seal(PledgeContent("Wu"), c.context(), member, pledger=signer.address), member.compressed, 0)
+    c.withdraw(signer)
+    store, head = C.HistoryStore(), stack.client.head()
+    created = c.created.block_number
+    assert store.points(stack.client, campaign, created, head) == c.count_history(created, head)
+    assert [n for _, n in store.points(stack.client, campaign, created, head)] == [1, 2, 3, 2]
+    assert store.relayed(stack.client, campaign, stack.factory.forwarder, created, head) == (1, 3)

@@ -139,7 +139,7 @@ def _live(facts: C.CampaignFacts) -> None:
     forwarder = _ui.forwarder(client)
     if forwarder:
         try:
-            relayed, total = _ui.relayed_store(_ui.settings().network).counts(
+            relayed, total = _ui.history_store(_ui.settings().network).relayed(
                 client, facts.address, forwarder, facts.created_block, live.block
             )
             st.markdown(T.escape_md(C.relayed_text(relayed, total)))
