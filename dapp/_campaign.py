@@ -285,6 +285,12 @@ class HistoryStore:
 def relayed_text(relayed: int, total: int) -> str:
     if total == 0:
         return "No pledge yet."
+    if total == 1:
+        return (
+            "The one pledge so far came through a relayer: its pledger paid no gas."
+            if relayed
+            else "The one pledge so far did not come through a relayer: it was sent from an address that paid its gas."
+        )
     if relayed == 0:
         return (
             f"None of the {total} pledges so far came through a relayer: "

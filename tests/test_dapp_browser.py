@@ -518,7 +518,7 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     see(page, "1 of 5 live pledges")
     see(page, re.compile("is revealed to the members and receives the organizer's instructions, but not the earlier"))
     see(page, re.compile("names no relay service"))
-    see(page, re.compile("None of the 1 pledges so far came through a relayer"))
+    see(page, re.compile("The one pledge so far did not come through a relayer"))
 
     # 3. Dan pledges from a wallet, then withdraws on the Withdraw page.
     dan_address = KeySigner(dev_key(5)).address

@@ -234,13 +234,13 @@ def _what_happens(facts: C.CampaignFacts) -> None:
         )
     else:
         st.markdown("This campaign asks **no deposit**.")
+    st.markdown(f"**{t} of {n} keepers** are needed to open a pledge after the reveal:")
+    st.markdown("\n".join(f"- `{a}`" for a in facts.keeper_addresses))
     st.subheader("After the reveal")
     st.markdown(T.escape_md(C.late_joiner_text(c.late_joiners, c.deadline)))
     st.subheader("Who e-mails the members")
     s = _ui.settings()
     st.markdown(T.escape_md(C.relay_text(c, s.relay_service, s.relay_name)))
-    st.markdown(f"**{t} of {n} keepers** are needed to open a pledge after the reveal:")
-    st.markdown("\n".join(f"- `{a}`" for a in facts.keeper_addresses))
 
 
 def _verify(facts: C.CampaignFacts) -> None:
