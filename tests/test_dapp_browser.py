@@ -828,6 +828,24 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
     goto(page, f"{live.url}/?campaign={campaign}")
     see(page, re.compile("E-mail: the relay service Union office"))
 
+    # A walletless pledge, then a walletless withdrawal signed with the saved key file (nonce 1).
+    goto(page, f"{live.url}/pledge?campaign={campaign}")
+    frame = component(page)
+    type_record(frame, f"Pia {M}Twice")
+    pia_file = save_key(page, frame, live.tmp / "pia.key")
+    frame.get_by_role("button", name="Seal and pledge").click()
+    see(page, "the live count is now 2 of 3")
+    pia = load_key_file(live.tmp / "pia.key", KIND_MEMBER, campaign=campaign)
+    goto(page, f"{live.url}/withdraw?campaign={campaign}")
+    frame = component(page)
+    frame.locator('input[name="member-key-file"]').set_input_files(str(live.tmp / "pia.key"))
+    see(frame, re.compile(r"pledge #1, live"))
+    frame.get_by_role("button", name="Withdraw my pledge").click()
+    see(page, "Withdrawn: your pledge will never be revealed.")
+    assert c.pledge_of(pia.address)[1] == "withdrawn" and live.client.balance(pia.address) == 0
+    goto(page, f"{live.url}/?campaign={campaign}")
+    see(page, re.compile("2 of the 2 pledges so far came through a relayer"))
+
     # A campaign of another factory: the pledge form says so, and sends nothing until acknowledged.
     other, _ = FactoryClient.deploy(live.client, KeySigner(dev_key(0)))
     (live.tmp / "foreign.txt").write_text("x\n")
@@ -848,6 +866,7 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
     frame.get_by_label("I understand, and still want to pledge to it").check()
     expect(seal_button).to_be_enabled()
     markers = [f"Rosa {M}Relay", f"rosa.{M.lower()}@example.org", f"Stay home {M}.", secret_hex(key_file)]
+    markers += [f"Pia {M}Twice", secret_hex(pia_file)]
     assert traffic.leaks(markers) == []
     context.close()
 
