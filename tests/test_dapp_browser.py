@@ -470,6 +470,7 @@ CY = {"name": f"Cy {M}Local", "email": f"cy.{M.lower()}@example.org"}
 EVE = {"name": f"Eve {M}Python", "email": f"eve.{M.lower()}@example.org"}
 
 
+@pytest.mark.slow  # about a minute: the whole journey, five pledges, a reveal
 def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(browser: Any, live: Live) -> None:
     from playwright.sync_api import expect
 
