@@ -182,6 +182,12 @@ def deploy(client: Any, account: str | None, as_json: bool) -> None:
     help="Public key of the relay service that e-mails the members (`spartacus relay init`); it reads the roster "
     "after the reveal. Default: no relay service (run your own `relay run` with your member key, or no e-mail).",
 )
+@click.option(
+    "--progress-email",
+    default=None,
+    help="With --relay: your address for the relay's progress e-mails (50%, 90%, 100% of N, the deadline), sealed "
+    "so that only the relay service reads it (spartacus.relaynote). Default: no progress e-mails.",
+)
 @click.option("--name", required=True, help="The name the members will know you by.")
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--instructions-file", required=True, type=click.Path(), help="The sealed instructions (UTF-8 text).")
@@ -195,6 +201,7 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
     from .chain import MAX_KEEPERS, MAX_THRESHOLD, CampaignConfig, FactoryClient, sort_keepers
     from .envelope import PledgeContent, seal, seal_instructions
     from .keys import compress_public_key, parse_public_key
+    from .relaynote import seal_note
     from .types import CampaignContext, LateJoiners, Scope
 
     now = client.timestamp()
@@ -218,6 +225,8 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
     content = PledgeContent(name=o["name"], contact=parse_contacts(o["contacts"]))
     instructions = _read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES)
     relay = compress_public_key(o["relay_key"]) if o["relay_key"] else b""
+    if o["progress_email"] and not relay:
+        raise InputError("--progress-email is for the relay service: pass its --relay PUBKEY too")
     signer = _signer(account, client)
     factory = FactoryClient(client, _factory_address(o["factory"]))
 
@@ -240,6 +249,7 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
         deposit=o["deposit"],
         beneficiary=o["beneficiary"] or "0x" + "00" * 20,
         relay=relay,
+        relay_note=seal_note(relay, address, email=o["progress_email"]) if o["progress_email"] else b"",
         instructions=seal_instructions(instructions, ctx, member, creator=signer.address),
     )
     envelope = seal(content, ctx, member, pledger=signer.address)
@@ -258,6 +268,12 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--message", default=None, help="An optional note to the other members.")
 @click.option("--member-key-file", required=True, type=click.Path(), help="Your member key (created if missing).")
+@click.option(
+    "--factory",
+    envvar="SPARTACUS_FACTORY",
+    default=None,
+    help="Refuse the campaign unless this factory created it. Default: $SPARTACUS_FACTORY.",
+)
 @network_option
 @account_option
 @json_option
@@ -271,6 +287,7 @@ def pledge(
     contacts: Sequence[str],
     message: str | None,
     member_key_file: str,
+    factory: str | None,
 ) -> None:
     """Pledge to join CAMPAIGN: sealed here, revealed to the members only at the threshold."""
     from .chain import CampaignClient
@@ -280,6 +297,8 @@ def pledge(
     signer = _signer(account, client)
     c = CampaignClient(client, campaign)
     status = c.status()
+    if factory:  # before any deposit: a campaign of another factory may be a look-alike trap
+        c.check_factory(factory)
     if status.state in ("expired", "cancelled"):
         raise InputError(f"campaign {c.address} is {status.state}: it takes no more pledges")
     _index, live_status, held = c.pledge_of(signer.address)
@@ -322,7 +341,9 @@ def _simple(name: str, doc: str, method: str, done: str) -> None:
     def command(client: Any, account: str | None, as_json: bool, campaign: str) -> None:
         from .chain import CampaignClient
 
-        result = getattr(CampaignClient(client, campaign), method)(_signer(account, client))
+        c = CampaignClient(client, campaign)
+        c.status()  # a campaign at all? (never send a transaction to another contract or an empty address)
+        result = getattr(c, method)(_signer(account, client))
         _emit(
             as_json,
             {"tx": result.tx, "gas_used": result.gas_used},
@@ -376,6 +397,7 @@ def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | Non
     from .roster import read_roster
 
     c = CampaignClient(client, campaign)
+    c.status()  # a campaign at all? said before anything about the key file
     key = (
         _member_key(member_key_file, create=False, campaign=c.address, chain_id=client.chain_id)
         if member_key_file

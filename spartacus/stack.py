@@ -1,8 +1,11 @@
 """The whole local stack in one command (``make run``).
 
 Starts, in order: anvil (a real node), the factory, three keepers (t = 2), a mail
-sink with a page, a demo campaign one pledge short of its threshold, the relay for
-that campaign, and the dApp. Prints where everything is and how to trigger the
+sink with a page, one relay service with its own key (it e-mails the members of every
+campaign that names it: the demo campaign, and any campaign created in the dApp or with
+``create --relay`` that chooses it), a demo campaign one pledge short of its threshold,
+and the dApp (told the relay's key and name: ``SPARTACUS_RELAY_SERVICE``,
+``SPARTACUS_RELAY_NAME``). Prints where everything is and how to trigger the
 reveal; Ctrl-C (or SIGTERM) stops every process it started, by PID, and waits for
 each. State lives in ``.run/`` (keys, SQLite, logs, caught mail), made anew each run:
 the chain is new each run too.
@@ -30,6 +33,7 @@ from .anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+RELAY_NAME = "the local stack's relay (its mail lands in the mail sink)"
 
 
 def _port(name: str, default: int) -> int:
@@ -118,7 +122,7 @@ class Stack:
                     f"port {port} is taken (another `make run`?): stop it, or set SPARTACUS_*_PORT to free ports"
                 )
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        for sub in ("logs", "keepers", "members", "mail"):
+        for sub in ("logs", "keepers", "members", "mail", "relay"):
             (self.run_dir / sub).mkdir(parents=True)
         os.chmod(self.run_dir, 0o700)
 
@@ -154,6 +158,18 @@ class Stack:
         )  # fmt: skip
         _wait_port(self.smtp_port, sink, "the mail sink")
 
+        say("starting the relay service (it e-mails every campaign that names its key)")
+        relay_key = self.cli("relay", "init", "--key-file", "relay/relay.key")["public_key"]
+        dapp_url = f"http://127.0.0.1:{self.dapp_port}"
+        relay_file = str(self.run_dir / "relay" / "relay.key")
+        self.spawn(
+            "relay",
+            [PYTHON, "-m", "spartacus.cli", "-v", "relay", "run", "--key-file", relay_file,
+             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1", "--settle", "5"],
+            SPARTACUS_FACTORY=factory,
+            SPARTACUS_DAPP_URL=dapp_url + "/",
+        )  # fmt: skip
+
         say("seeding a demo campaign one pledge short of its threshold")
         (self.run_dir / "instructions.txt").write_text(
             "We are three. Monday 9:00, we hand the letter to the board together.\n"
@@ -167,7 +183,7 @@ class Stack:
             "--description", "Nobody asks alone: we go when three of us are in.",
             "--plan", "When we are three, we meet and hand the letter to the board together.",
             "--threshold", "3", "--deadline", "+7d", "--keeper-threshold", "2", *keeper_args,
-            "--deposit", str(10**15),
+            "--deposit", str(10**15), "--relay", relay_key,
             "--name", "Olga", "--contact", "email=olga@example.org",
             "--instructions-file", "instructions.txt",
             "--member-key-file", "members/organizer.key", "--account", "TEST::1",
@@ -175,17 +191,6 @@ class Stack:
         self.cli(
             "pledge", campaign, "--name", "Ana", "--contact", "email=ana@example.org",
             "--member-key-file", "members/ana.key", "--account", "TEST::2",
-        )  # fmt: skip
-
-        say("starting the relay (as the organizer)")
-        dapp_url = f"http://127.0.0.1:{self.dapp_port}"
-        self.spawn(
-            "relay",
-            [PYTHON, "-m", "spartacus.cli", "-v", "relay", "run", campaign,
-             "--member-key-file", str(self.run_dir / "members" / "organizer.key"),
-             "--smtp-host", "127.0.0.1", "--smtp-port", str(self.smtp_port), "--interval", "1",
-             "--settle", "5"],
-            SPARTACUS_DAPP_URL=dapp_url + "/",
         )  # fmt: skip
 
         say("starting the dApp")
@@ -197,6 +202,8 @@ class Stack:
             cwd=ROOT / "dapp",  # Streamlit reads .streamlit/config.toml from its working directory
             SPARTACUS_FACTORY=factory,
             SPARTACUS_KEEPERS=",".join(k["public_key"] for k in keepers),
+            SPARTACUS_RELAY_SERVICE=relay_key,
+            SPARTACUS_RELAY_NAME=RELAY_NAME,
         )  # fmt: skip
         _wait_http(f"{dapp_url}/_stcore/health", dapp, "the dApp")
 
@@ -208,6 +215,8 @@ class Stack:
             "dapp": f"{dapp_url}/?campaign={campaign}",
             "mail": f"http://127.0.0.1:{self.mail_port}/",
             "keepers": [k["public_key"] for k in keepers],
+            "relay": relay_key,
+            "relay_state": str(self.run_dir / "relay" / "relay.key.relay.sqlite"),
             "run_dir": str(self.run_dir),
         }
         (self.run_dir / "stack.json").write_text(json.dumps(info, indent=2))
@@ -250,6 +259,7 @@ Spartacus is running.
   chain (anvil)         {rpc}   chain id {chain_id}
   factory               {factory}
   demo campaign         {campaign}   2 of 3 pledges: one more reveals it
+  relay service         {relay}   (create --relay with this key: its members get e-mail)
 
 Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 Olga (organizer),
 TEST::2 Ana (pledged), TEST::3 .. TEST::9 free to pledge.
@@ -260,7 +270,7 @@ See the reveal within a minute: pledge the third one, from the dApp or here:
       --name "Your name" --contact email=you@example.org \\
       --member-key-file you.key --account TEST::3
 
-then watch the keepers release, the relay write to every member ({mail}),
+then watch the keepers release, the relay service write to every member ({mail}),
 and read the roster: .venv/bin/spartacus roster {campaign} --network {rpc} --member-key-file you.key
 
 Logs and keys: {run_dir}. Ctrl-C stops everything.
