@@ -255,6 +255,10 @@ def test_the_relay_note_sealed_in_the_browser_opens_with_python_unwrap(node: str
     relay = KeyPair.generate()
     note = {"campaign": CAMPAIGN.lower(), "contact": {"signal": "+41", "email": "olga@example.org"}, "name": "Olga"}
     out = js(node, {"op": "relaynote", "relay_key": "0x" + relay.compressed.hex(), "note": note})
+    from spartacus.relaynote import open_note
+
+    opened = open_note(relay, bytes.fromhex(out["note"][2:]), CAMPAIGN)  # the relay service's own reader
+    assert (opened.email, opened.name) == ("olga@example.org", "Olga")
     plain = unwrap(relay, bytes.fromhex(out["note"][2:]))
     assert json.loads(plain) == {"campaign": CAMPAIGN, "contact": {"email": "olga@example.org"},
                                  "name": "Olga", "v": 1}  # fmt: skip
@@ -318,3 +322,37 @@ def test_a_forwarder_request_signed_in_the_browser_recovers_to_the_member_key(no
     }  # fmt: skip
     signer = Account.recover_message(encode_typed_data(full_message=typed), signature=req["signature"])
     assert signer == member.address
+
+
+def test_liars_of_every_form_read_the_same_in_both_languages(node: str) -> None:
+    """A share that matches its commitment but is wrong (other subsets are tried), and a keeper
+    whose release is garbage (named in ``skipped``): the JS reader agrees with the Python one."""
+    from spartacus._shamir import split
+    from spartacus.envelope import Randomness
+
+    keepers, ctx = keepers_and_ctx(4, 2)
+    members = [KeyPair.generate() for _ in range(2)]
+    key = secrets.token_bytes(16)
+    shares = split(key, 4, 2)
+    bad = [secrets.token_bytes(16) + shares[0][16:], *shares[1:]]  # keeper 0's share is wrong, yet committed to
+    pledges = [
+        PledgeRecord(0, members[0].address, members[0].compressed,
+                     seal(PledgeContent("Olga"), ctx, members[0], pledger=members[0].address), 10),
+        PledgeRecord(1, members[1].address, members[1].compressed,
+                     seal(PledgeContent("Ana"), ctx, members[1], pledger=members[1].address,
+                          randomness=Randomness(key, tuple(bad))), 11),
+    ]  # fmt: skip
+    releases = [r for r in _release_all(ctx, keepers[:3], pledges, None, None, b"")]
+    releases.append(ReleaseRecord(3, keepers[3].address, b"SPR\x02" + secrets.token_bytes(40), 30, 0))
+    want = build_roster(ctx, pledges, releases, members[0], members[0].address).to_json()
+    assert [m["name"] for m in want["members"]] == ["Olga", "Ana"]
+    assert [s["keeper_index"] for s in want["skipped"]] == [3]
+    got = js(node, {
+        "op": "roster", "context": ctx_json(ctx), "creator": members[0].address, "instructions": "0x",
+        "reader": "0x" + members[0].secret_bytes().hex(),
+        "pledges": [{"index": p.index, "pledger": p.pledger, "member_key": "0x" + p.member_key.hex(),
+                     "envelope": "0x" + p.envelope.hex(), "live": p.live, "late": p.late} for p in pledges],
+        "releases": [{"keeper_index": r.keeper_index, "keeper": r.keeper, "data": "0x" + r.data.hex(),
+                      "block_number": r.block_number, "log_index": r.log_index} for r in releases],
+    })  # fmt: skip
+    assert got == want

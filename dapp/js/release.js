@@ -12,7 +12,7 @@ import {
   concat, utf8, uint, readUint, equalBytes, ecdh, hkdf16, gcmSeal, gcmOpen, kwWrap, kwUnwrap, randomBytes,
 } from "./primitives.js";
 import { SHARE_Y_SIZE, addressBytes } from "./format.js";
-import { keyPairFromSecret, generateKeyPair } from "./keys.js";
+import { keyPairFromSecret, generateKeyPair, compressPublicKey } from "./keys.js";
 
 export const RELEASE_MAGIC = utf8("SPR");
 const PREFIX = concat(RELEASE_MAGIC, Uint8Array.of(2));
@@ -141,6 +141,17 @@ export function parseRelease(raw) {
 const record = (/** @type {number} */ type, /** @type {Uint8Array} */ body) => concat(Uint8Array.of(type), uint(body.length, 2), body);
 const grantKek = (/** @type {Uint8Array[]} */ ...parts) => hkdf16(parts[0], concat(GRANT_LABEL, ...parts.slice(1)));
 
+/** A 33-byte compressed point on secp256k1. @param {Uint8Array} key */
+function isMemberKey(key) {
+  if (!(key instanceof Uint8Array) || key.length !== 33 || (key[0] !== 2 && key[0] !== 3)) return false;
+  try {
+    compressPublicKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 class Fixed {
   constructor(/** @type {Uint8Array[] | undefined} */ values) {
     this.values = values ? [...values] : null;
@@ -167,7 +178,8 @@ export function buildRelease(ctx, keeperSecret, k, entries, opts = {}) {
   const rng = new Fixed(opts.randomness);
   const [rosterKey, lateKey] = releaseKeys(keeperSecret, ctx, k);
   const ctxR = context(ctx, k, ROSTER_KEY), ctxL = context(ctx, k, LATE_KEY);
-  const ordered = [...entries].sort((a, b) => a.index - b.index);
+  let ordered = [...entries].sort((a, b) => a.index - b.index);
+  if (ctx.scope !== "public") ordered = ordered.filter((e) => isMemberKey(e.memberKey)); // never granted: its share neither (P5)
   const records = [];
   const instructionsRecord = (/** @type {Uint8Array} */ key, /** @type {number} */ id, /** @type {Uint8Array} */ c, /** @type {Uint8Array} */ y) => {
     const nonce = rng.take(NONCE_SIZE);

@@ -21,6 +21,29 @@ import { LATE_KEY, ROSTER_KEY, collect } from "./release.js";
  *   release_problems: {keeper_index: number, block_number: number, log_index: number, reason: string}[], late_joiner: boolean }} Roster
  */
 
+/** At most this many other t-subsets of commitment-matching shares are tried for one record. */
+export const MAX_RETRIES = 64;
+
+/** The t-subsets of `items` in lexicographic order (Python's itertools.combinations), from `skip` on, at most `limit`. */
+function* subsets(/** @type {Uint8Array[]} */ items, /** @type {number} */ t, /** @type {number} */ skip, /** @type {number} */ limit) {
+  const n = items.length;
+  if (t > n) return;
+  const idx = Array.from({ length: t }, (_, i) => i);
+  let seen = 0;
+  for (;;) {
+    if (seen >= skip) {
+      if (seen - skip >= limit) return;
+      yield idx.map((i) => items[i]);
+    }
+    seen++;
+    let i = t - 1;
+    while (i >= 0 && idx[i] === i + n - t) i--;
+    if (i < 0) return;
+    idx[i]++;
+    for (let j = i + 1; j < t; j++) idx[j] = idx[j - 1] + 1;
+  }
+}
+
 /** Index of the first live pledge carrying `memberKey` (else of any; else null). */
 export function findMemberIndex(/** @type {PledgeRecord[]} */ pledges, /** @type {Uint8Array} */ memberKey) {
   let fallback = null;
@@ -128,12 +151,25 @@ export async function buildRoster(ctx, pledges, releases, readerSecret, creator,
       reasons.set(item.index, `need ${ctx.t} keeper shares, got ${valid.length}: not (yet) released to this key`);
       continue;
     }
+    const open = async (/** @type {Uint8Array[]} */ subset) =>
+      openBody(item.parsed, await combine(subset), ctx, item.memberKey, { pledger: item.pledger, role: item.role });
     try {
-      const contentKey = await combine(valid.slice(0, ctx.t));
-      records.set(item.index, openBody(item.parsed, contentKey, ctx, item.memberKey, { pledger: item.pledger, role: item.role }));
+      records.set(item.index, await open(valid.slice(0, ctx.t)));
     } catch (e) {
       if (!(e instanceof EnvelopeError || e instanceof DecryptionError)) throw e;
-      reasons.set(item.index, `the shares match their commitments but the record does not decrypt: ${e.message}`);
+      // A wrong share can match an 8-byte commitment (at about 2^64 hashes): other t-subsets of
+      // the matching shares are tried, at most MAX_RETRIES, as spartacus.roster does.
+      let opened = null;
+      for (const subset of subsets(valid, ctx.t, 1, MAX_RETRIES)) {
+        try {
+          opened = await open(subset);
+          break;
+        } catch (err) {
+          if (!(err instanceof EnvelopeError || err instanceof DecryptionError)) throw err;
+        }
+      }
+      if (opened) records.set(item.index, opened);
+      else reasons.set(item.index, `the shares match their commitments but the record does not decrypt: ${e.message}`);
     }
   }
   for (const item of sealed) {
@@ -163,6 +199,14 @@ export async function buildRoster(ctx, pledges, releases, readerSecret, creator,
   }
   for (const [k, count] of [...liars.entries()].sort((a, b) => a[0] - b[0])) {
     roster.skipped.push({ index: null, keeper_index: k, reason: `keeper #${k} published ${count} share(s) that do not match the envelopes' commitments: set aside` });
+  }
+  // Keepers whose releases do not parse or decrypt are named too: a liar is named whatever form its lie takes.
+  const named = new Set(roster.skipped.map((s) => s.keeper_index).filter((k) => k !== null));
+  const troubled = [...new Set(roster.release_problems.map((p) => p.keeper_index))]
+    .filter((k) => Number.isInteger(k) && k >= 0 && k < ctx.keepers.length && !named.has(k)).sort((a, b) => a - b);
+  for (const k of troubled) {
+    const count = roster.release_problems.filter((p) => p.keeper_index === k).length;
+    roster.skipped.push({ index: null, keeper_index: k, reason: `keeper #${k} published ${count} release record(s) that do not parse or do not decrypt with its grant: set aside (see release_problems)` });
   }
   return roster;
 }
