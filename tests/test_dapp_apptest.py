@@ -229,14 +229,36 @@ def _reverting_contract(client: ChainClient, reason: str) -> str:
     return str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
 
 
+def _show_error(text: str, dapp: str) -> None:  # an AppTest script: the helper every page shows errors with
+    import sys
+
+    sys.path.insert(0, dapp)
+    import _ui
+
+    _ui.error(text)
+
+
 def test_a_revert_string_is_shown_as_text_never_as_markdown(stack: Stack) -> None:
     fake = _reverting_contract(stack.client, f"nothing here {PIXEL}")
     assert stack.client.w3.eth.get_code(fake)
+    # The contract's own words, as a page gets them when a local account's call is refused...
+    withdraw = "0x" + stack.client.contracts.encode_call("Campaign", "withdraw", []).hex()
+    value = {"id": "1", "kind": "sent", "action": "withdraw", "via": "local", "account": "TEST::2", "to": fake,
+             "data": withdraw, "value": "0"}  # fmt: skip
+    with pytest.raises(Exception) as refused:
+        _send.send_value(stack.client, K.Settings.from_env(), value, "withdraw", fake)
+    message = T.error_text(refused.value)
+    assert PIXEL in message
+    # ...reach the reader, as text.
+    at = AppTest.from_function(_show_error, args=(message, str(ROOT / "dapp")), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert PIXEL in text(at) and PIXEL not in raw(at)
+    # And no page renders anything of that contract as Markdown.
     for page in (None, "pages/1_Pledge.py", "pages/2_Withdraw.py", "pages/4_Member_area.py"):
         at = run(page, campaign=fake)
         assert at.error, page
-        assert PIXEL in text(at), page  # the node's words reach the reader...
-        assert PIXEL not in raw(at), page  # ...as text
+        assert PIXEL not in raw(at), page
 
 
 def test_the_pledge_page_warns_plainly_about_a_campaign_of_another_factory(stack: Stack) -> None:
