@@ -72,15 +72,42 @@ def _signer(account: str | None, client: Any) -> Any:
 
 
 def _connected(fn: F) -> F:
-    """Runs the command inside a network connection, passing a ChainClient as ``client``."""
+    """Runs the command inside a network connection, passing a ChainClient as ``client``; a node
+    that is down fails the command at once, with a one-line reason."""
+    return _connecting(fn, wait=False)
 
+
+def _connected_waiting(fn: F) -> F:
+    """:func:`_connected` for the long-running commands: a node that is down is waited for with
+    the listeners' backoff (from the command's ``--interval``, doubling up to 30 s) instead of
+    failing at once; SIGTERM while waiting ends the command quietly. ``--once`` never waits."""
+    return _connecting(fn, wait=True)
+
+
+def _connecting(fn: F, *, wait: bool) -> F:
     @wraps(fn)
     def wrapper(*args: Any, network: str | None, **kwargs: Any) -> Any:
         from ._ape import connect
+        from ._exceptions import RPCUnavailable
         from .chain import ChainClient
 
-        with connect(network) as w3:
+        waiting = wait and not kwargs.get("once", False)
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if waiting else None
+        try:
+            context = connect(network, wait=waiting, interval=float(kwargs.get("interval") or 5.0), stop=stop)
+            w3 = context.__enter__()
+        except RPCUnavailable:
+            if stop.is_set():
+                return None  # stopped while waiting for the node
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        try:
             return fn(*args, client=ChainClient(w3), **kwargs)
+        finally:
+            context.__exit__(None, None, None)
 
     return wrapper  # type: ignore[return-value]
 
@@ -463,9 +490,23 @@ def keeper_init(key_file: str, as_json: bool) -> None:
     show_default=True,
     help="Largest release per transaction.",
 )
+@click.option(
+    "--max-fee-gwei",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Most a release may offer per gas, in gwei, replacements included (default: no cap). A release "
+    "stuck behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
+)
+@click.option(
+    "--stuck-blocks",
+    type=click.IntRange(1, 10_000),
+    default=3,
+    show_default=True,
+    help="Blocks a release may stay unmined before it is replaced with a higher fee.",
+)
 @network_option
 @json_option
-@_connected
+@_connected_waiting
 def keeper_run(
     client: Any,
     as_json: bool,
@@ -476,14 +517,25 @@ def keeper_run(
     interval: float,
     once: bool,
     max_release_bytes: int,
+    max_fee_gwei: float | None,
+    stuck_blocks: int,
 ) -> None:
-    """Watch the factory's campaigns that name this key; release after their reveal."""
+    """Watch the factory's campaigns that name this key; release after their reveal.
+
+    Starts while the node is down and waits for it; keeps running through outages, fee spikes
+    and an empty wallet (it says which address to fund, and how much), and resumes by itself.
+    """
+    from ._fees import GWEI, FeePolicy
     from .keeper import Keeper
     from .keys import KIND_KEEPER, load_key_file
 
     key = load_key_file(key_file, KIND_KEEPER)
     if confirmations is not None and confirmations < 0:
         raise InputError("--confirmations must be 0 or more")
+    if interval <= 0:
+        raise InputError("--interval must be positive")
+    max_fee = None if max_fee_gwei is None else int(max_fee_gwei * GWEI)
+    client.fee_policy = FeePolicy(max_fee=max_fee, stuck_blocks=stuck_blocks)
     k = Keeper(
         client,
         key,
@@ -510,9 +562,19 @@ def keeper_run(
                 "transactions": report.transactions,
                 "closed": report.closed,
                 "skipped": {c: [list(s) for s in v] for c, v in report.skipped.items()},
+                "refused": report.refused,
             },
             f"keeper {key.address}: {len(report.transactions)} release transaction(s)",
         )
+        if report.refused:
+            raise NodeMismatchExit(
+                f"refused to release for {len(report.refused)} campaign(s): the node's logs disagree with the"
+                " contract's storage (see the log above); check --network or use another provider"
+            )
+
+
+class NodeMismatchExit(SpartacusError):
+    """``keeper run --once`` refused to act on what its node said (exit status 5)."""
 
 
 # ─── Entry point ─────────────────────────────────────────────────────────────────────
@@ -539,6 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotRevealedError as exc:
         click.echo(f"spartacus: {exc.message}", err=True)
         return 4
+    except NodeMismatchExit as exc:
+        click.echo(f"spartacus: {exc.message}", err=True)
+        return 5
     except SpartacusError as exc:
         click.echo(f"spartacus: {exc.message}", err=True)
         return 1
