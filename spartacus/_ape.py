@@ -163,7 +163,7 @@ def _retrying(
         except RPCUnavailable as exc:
             if not wait or (stop is not None and stop.is_set()):
                 raise
-            log.warning("node unreachable (%s); retrying in %.0f s", exc.message, delay)
+            log.warning("node unreachable (%s); retrying in %.3g s", exc.message, delay)
             if stop is not None:
                 if stop.wait(delay):
                     raise
@@ -175,15 +175,23 @@ def _retrying(
 def _http(url: str, choice: str) -> Any:
     from web3 import Web3
 
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    try:
-        _ = w3.eth.chain_id  # fail here, with a clear message, if the node is down
-    except Exception as exc:  # noqa: BLE001 - requests raises many kinds
-        shown = url if url == choice else f"{url} ({choice})"
-        raise RPCUnavailable(
-            f"cannot reach the node at {shown} ({exc.__class__.__name__}): start it or pass another --network"
-        ) from exc
-    return w3
+    # web3 asks the chain id before many calls: ask the node once (half the requests).
+    provider = Web3.HTTPProvider(
+        url, request_kwargs={"timeout": 30}, cache_allowed_requests=True, cacheable_requests={"eth_chainId"}
+    )
+    w3 = Web3(provider)
+    for attempt in range(3):  # a dropped connection is not a node that is down
+        try:
+            _ = w3.eth.chain_id  # fail here, with a clear message, if the node is down
+            return w3
+        except Exception as exc:  # noqa: BLE001 - requests raises many kinds
+            if attempt == 2:
+                shown = url if url == choice else f"{url} ({choice})"
+                raise RPCUnavailable(
+                    f"cannot reach the node at {shown} ({exc.__class__.__name__}): start it or pass another --network"
+                ) from exc
+            threading.Event().wait(0.25 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _ape_network(choice: str) -> AbstractContextManager[Any]:

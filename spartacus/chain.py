@@ -492,10 +492,12 @@ class ChainClient:
     def balance(self, address: str) -> int:
         return int(self._rpc(lambda: self.w3.eth.get_balance(to_checksum_address(address))))
 
-    def _rpc(self, call: Callable[[], Any], *, retries: int = 3) -> Any:
-        """One node call. Connection failures (web3 already retried them) and throttling that
-        outlasts a few short retries become :class:`RPCUnavailable`: callers back off."""
-        delay = 0.5
+    def _rpc(self, call: Callable[[], Any], *, retries: int = 5) -> Any:
+        """One node call, retried a few times (0.25 s apart, doubling) when the connection drops or
+        the node throttles: every call made here is idempotent (reads, and signed bytes whose
+        second sending changes nothing). What outlasts the retries becomes
+        :class:`RPCUnavailable`, and callers back off."""
+        delay = 0.25
         for attempt in range(retries + 1):
             try:
                 return call()
@@ -509,16 +511,13 @@ class ChainClient:
                         cause=str(exc),
                     ) from exc
             except (ConnectionError, OSError, TimeoutError) as exc:
-                status = getattr(getattr(exc, "response", None), "status_code", None)
-                if status == 429 and attempt < retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                what = "rate-limited (HTTP 429)" if status == 429 else exc.__class__.__name__
-                raise RPCUnavailable(
-                    f"cannot reach the node ({what}): check --network and that the node is up",
-                    cause=str(exc),
-                ) from exc
+                if attempt == retries:
+                    status = getattr(getattr(exc, "response", None), "status_code", None)
+                    what = "rate-limited: HTTP 429" if status == 429 else exc.__class__.__name__
+                    raise RPCUnavailable(
+                        f"cannot reach the node ({what}): check --network and that the node is up",
+                        cause=str(exc),
+                    ) from exc
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")

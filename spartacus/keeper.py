@@ -306,7 +306,7 @@ class Keeper:
             except RPCUnavailable as exc:
                 if once:
                     raise
-                log.warning("node unreachable (%s); retrying in %.0f s", exc.message, delay)
+                log.warning("node unreachable (%s); retrying in %.3g s", exc.message, delay)
                 delay = min(max(delay, interval) * 2, max_backoff)
             except InsufficientFunds as exc:
                 if once:
@@ -323,7 +323,7 @@ class Keeper:
             except ChainError as exc:
                 if once:
                     raise
-                log.error("pass failed: %s; retrying in %.0f s", exc.message, delay)
+                log.error("pass failed: %s; retrying in %.3g s", exc.message, delay)
                 delay = min(max(delay, interval) * 2, max_backoff)
             finally:
                 self._save_log_window()
