@@ -32,6 +32,7 @@ from .inputs import LATE_JOINER_CHOICES, parse_contacts, parse_deadline
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_INSTRUCTIONS_BYTES = 48_000
+MIN_RELEASE_BYTES = 313  # spartacus.release.MIN_RELEASE_BYTES, restated to keep this module's imports light
 
 # ─── Shared options and helpers ──────────────────────────────────────────────────────
 
@@ -485,7 +486,7 @@ def keeper_init(key_file: str, as_json: bool) -> None:
 @click.option("--once", is_flag=True, help="Process what is there, then exit.")
 @click.option(
     "--max-release-bytes",
-    type=click.IntRange(142, 32_768),
+    type=click.IntRange(MIN_RELEASE_BYTES, 32_768),
     default=20_000,
     show_default=True,
     help="Largest release per transaction.",

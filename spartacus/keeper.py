@@ -312,7 +312,7 @@ class Keeper:
                 if once:
                     raise
                 log.error(
-                    "%s; retrying every %.0f s, it resumes by itself once funded", self._funds_message(exc), interval
+                    "%s; retrying every %.3g s, it resumes by itself once funded", self._funds_message(exc), interval
                 )
                 delay = interval
             except TransactionPending as exc:

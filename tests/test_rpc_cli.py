@@ -137,3 +137,9 @@ def test_keeper_run_stops_quietly_while_waiting_and_once_fails_at_once(net: Depl
         once = keeper_process(proxy.url, net.factory, net.cwd, "keeper1.key", "--once")
         out, _ = once.communicate(timeout=60)
         assert once.returncode == 1 and "cannot reach the node" in out and "Traceback" not in out
+
+
+def test_the_smallest_release_the_command_accepts_is_the_formats() -> None:
+    from spartacus import cli, release
+
+    assert cli.MIN_RELEASE_BYTES == release.MIN_RELEASE_BYTES
