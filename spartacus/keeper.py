@@ -406,7 +406,8 @@ class Keeper:
         ctx = campaign.context()
         pledges = campaign.pledges(to_block=safe)
         self.db.execute("UPDATE campaigns SET status = 'revealed' WHERE address = ?", (campaign.address,))
-        done = published_by(campaign.releases(to_block=safe), index, self.key.address)
+        # What this keeper published, up to the head: its own releases are younger than `safe`.
+        done = published_by(campaign.releases(), index, self.key.address)
         unreadable = {
             row[0]
             for row in self.db.execute(
