@@ -499,6 +499,13 @@ def keeper_init(key_file: str, as_json: bool) -> None:
     "stuck behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
 )
 @click.option(
+    "--also-network",
+    "also_networks",
+    multiple=True,
+    help="Another node (RPC URL) to ask every read pinned to a block: the keeper acts only on what all its nodes "
+    "agree on, and refuses, loudly, when they differ (repeat for more).",
+)
+@click.option(
     "--stuck-blocks",
     type=click.IntRange(1, 10_000),
     default=3,
@@ -520,6 +527,7 @@ def keeper_run(
     max_release_bytes: int,
     max_fee_gwei: float | None,
     stuck_blocks: int,
+    also_networks: Sequence[str],
 ) -> None:
     """Watch the factory's campaigns that name this key; release after their reveal.
 
@@ -537,6 +545,8 @@ def keeper_run(
         raise InputError("--interval must be positive")
     max_fee = None if max_fee_gwei is None else int(max_fee_gwei * GWEI)
     client.fee_policy = FeePolicy(max_fee=max_fee, stuck_blocks=stuck_blocks)
+    if also_networks:
+        _add_quorum(client, also_networks)
     k = Keeper(
         client,
         key,
@@ -572,6 +582,28 @@ def keeper_run(
                 f"refused to release for {len(report.refused)} campaign(s): the node's logs disagree with the"
                 " contract's storage (see the log above); check --network or use another provider"
             )
+
+
+def _add_quorum(client: Any, urls: Sequence[str]) -> None:
+    """Puts ``client`` behind its own node and every URL of ``urls`` (:mod:`spartacus._quorum`)."""
+    from web3 import Web3
+
+    from ._quorum import QuorumProvider
+
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"--also-network {url!r}: give an http:// or https:// RPC URL")
+    extra = [Web3.HTTPProvider(url, request_kwargs={"timeout": 30}) for url in urls]
+    names = ["--network", *(f"--also-network {url}" for url in urls)]
+    chain_id = client.chain_id  # the primary's, before the quorum compares it
+    client.w3 = Web3(QuorumProvider([client.w3.provider, *extra], names))
+    for provider, url in zip(extra, urls, strict=True):
+        try:
+            other = int(Web3(provider).eth.chain_id)
+        except Exception as exc:  # noqa: BLE001 - requests raises many kinds
+            raise InputError(f"--also-network {url}: cannot reach it ({exc.__class__.__name__})") from exc
+        if other != chain_id:
+            raise InputError(f"--also-network {url} is chain {other}, --network is chain {chain_id}")
 
 
 class NodeMismatchExit(SpartacusError):

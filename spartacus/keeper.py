@@ -58,6 +58,7 @@ from ._exceptions import (
 )
 from ._fees import format_wei
 from ._listener_state import check_identity, lock, open_state, transaction
+from ._quorum import NodesDisagree
 from .chain import (
     CampaignClient,
     CampaignStatus,
@@ -353,9 +354,10 @@ class Keeper:
         ).fetchall():
             try:
                 self._serve(CampaignClient(self.client, address), index, safe, report)
-            except NodeMismatch as exc:  # said loudly, acted on never; the next pass checks again
-                log.error("%s", exc.message)
-                report.refused[address] = exc.message
+            except (NodeMismatch, NodesDisagree) as exc:  # said loudly, acted on never; checked again next pass
+                message = exc.message if isinstance(exc, NodeMismatch) else f"campaign {address}: {exc.message}"
+                log.error("%s", message)
+                report.refused[address] = message
             except (ChainError, RPCUnavailable):
                 raise
             except SpartacusError as exc:  # one bad campaign never stops the others
