@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import event_abi_to_log_topic, function_abi_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -1060,8 +1061,46 @@ class CampaignClient:
             raise InputError(f"{address!r} is not an address: pass the campaign's 0x… address") from exc
 
     def _call(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
-        out = self.client.call("Campaign", self.address, name, *args, block=block)
+        try:
+            out = self.client.call("Campaign", self.address, name, *args, block=block)
+        except (ContractLogicError, ContractCustomError, DecodingError) as exc:
+            raise self._not_a_campaign() from exc
+        except ChainError as exc:
+            if "has no Campaign code" in exc.message:
+                raise InputError(
+                    f"there is no contract at {self.address} on this network: check the address, and --network; "
+                    "`spartacus campaigns` lists the factory's campaigns",
+                    address=self.address,
+                ) from exc
+            raise
         return out[0] if len(out) == 1 else out
+
+    def _not_a_campaign(self) -> InputError:
+        return InputError(
+            f"{self.address} is not a Spartacus campaign (its code does not answer as one; the factory's own "
+            "address, or another contract?): pass a campaign's address; `spartacus campaigns` lists them",
+            address=self.address,
+        )
+
+    def check_factory(self, factory: str) -> None:
+        """:class:`InputError` unless this campaign was created by ``factory`` (a campaign of another
+        factory, or a look-alike contract, may be a trap: it could take deposits or harvest records)."""
+        mine = self.factory
+        if mine.lower() != to_checksum_address(factory).lower():
+            raise InputError(
+                f"campaign {self.address} was not created by the configured factory {to_checksum_address(factory)} "
+                f"(its factory is {mine}): it may be a fake made to take deposits or harvest identities; check the "
+                "link you were given, or pass --factory with its factory if you trust it",
+                address=self.address,
+            )
+        try:
+            _ = self.created
+        except ChainError as exc:
+            raise InputError(
+                f"campaign {self.address} has no creation record in factory {mine}: it is not a real campaign of "
+                "it; do not pledge to it",
+                address=self.address,
+            ) from exc
 
     def status(self, block: BlockId = "latest") -> CampaignStatus:
         number = self.client.head() if block == "latest" else block

@@ -286,6 +286,12 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--message", default=None, help="An optional note to the other members.")
 @click.option("--member-key-file", required=True, type=click.Path(), help="Your member key (created if missing).")
+@click.option(
+    "--factory",
+    envvar="SPARTACUS_FACTORY",
+    default=None,
+    help="Refuse the campaign unless this factory created it. Default: $SPARTACUS_FACTORY.",
+)
 @network_option
 @account_option
 @json_option
@@ -299,6 +305,7 @@ def pledge(
     contacts: Sequence[str],
     message: str | None,
     member_key_file: str,
+    factory: str | None,
 ) -> None:
     """Pledge to join CAMPAIGN: sealed here, revealed to the members only at the threshold."""
     from .chain import CampaignClient
@@ -308,6 +315,8 @@ def pledge(
     signer = _signer(account, client)
     c = CampaignClient(client, campaign)
     status = c.status()
+    if factory:  # before any deposit: a campaign of another factory may be a look-alike trap
+        c.check_factory(factory)
     if status.state in ("expired", "cancelled"):
         raise InputError(f"campaign {c.address} is {status.state}: it takes no more pledges")
     _index, live_status, held = c.pledge_of(signer.address)
@@ -350,7 +359,9 @@ def _simple(name: str, doc: str, method: str, done: str) -> None:
     def command(client: Any, account: str | None, as_json: bool, campaign: str) -> None:
         from .chain import CampaignClient
 
-        result = getattr(CampaignClient(client, campaign), method)(_signer(account, client))
+        c = CampaignClient(client, campaign)
+        c.status()  # a campaign at all? (never send a transaction to another contract or an empty address)
+        result = getattr(c, method)(_signer(account, client))
         _emit(
             as_json,
             {"tx": result.tx, "gas_used": result.gas_used},
@@ -404,6 +415,7 @@ def roster(client: Any, as_json: bool, campaign: str, member_key_file: str | Non
     from .roster import read_roster
 
     c = CampaignClient(client, campaign)
+    c.status()  # a campaign at all? said before anything about the key file
     key = (
         _member_key(member_key_file, create=False, campaign=c.address, chain_id=client.chain_id)
         if member_key_file

@@ -182,7 +182,11 @@ def check_against_storage(
     }
     for what, (storage, logs) in facts.items():
         if storage != logs:
-            shown = (storage.hex(), logs.hex()) if isinstance(storage, bytes) else (storage, logs)
+            shown = (
+                (storage.hex(), logs.hex())
+                if isinstance(storage, bytes) and isinstance(logs, bytes)
+                else (storage, logs)
+            )
             raise _mismatch(address, f"{what}: storage says {shown[0]}, the creation log {shown[1]}")
     live = [p for p in pledges if p.live]
     if len(live) != status.count:

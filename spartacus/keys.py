@@ -277,7 +277,8 @@ def generate_key_file(
 
 @dataclass(frozen=True, repr=False)
 class MemberKey(KeyPair):
-    """A member key pair with the campaign and chain its file names."""
+    """A member key pair with the campaign and chain its file names (equal to another ``MemberKey``
+    of the same key, campaign and chain; compare ``public_key`` to compare with a plain pair)."""
 
     campaign: str = ""
     chain_id: int = 0

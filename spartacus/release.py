@@ -73,7 +73,7 @@ from spartacus._primitives import (
     kw_wrap,
 )
 from spartacus.envelope import SHARE_Y_SIZE, campaign_bytes, chain_id_bytes
-from spartacus.keys import KeyPair, PrivateKeyLike, secret_of
+from spartacus.keys import KeyPair, PrivateKeyLike, compress_public_key, secret_of
 from spartacus.types import CampaignContext, ReleaseRecord, Scope
 
 __all__ = [
@@ -378,6 +378,17 @@ class _Fixed:
         return KeyPair.generate() if self.values is None else KeyPair.from_secret(self.take(32))
 
 
+def _is_member_key(key: object) -> bool:
+    """A 33-byte compressed secp256k1 point: the form the reader derives its grant's KEK from."""
+    if not isinstance(key, bytes) or len(key) != 33 or key[0] not in (2, 3):
+        return False
+    try:
+        compress_public_key(key)
+    except InputError:
+        return False
+    return True
+
+
 def _grants(
     rng: _Fixed, key: bytes, key_id: int, context: bytes, entries: Sequence[Entry], skipped: list[tuple[int, str]]
 ) -> bytes | None:
@@ -495,6 +506,14 @@ def build_release(
     ctx_r, ctx_l = _context(ctx, keeper_index, ROSTER_KEY), _context(ctx, keeper_index, LATE_KEY)
     public = ctx.scope is Scope.PUBLIC
     skipped: list[tuple[int, str]] = []
+    if not public:  # a pledge that cannot be granted is left out entirely, its share too (P5)
+        usable = []
+        for entry in ordered:
+            if _is_member_key(entry.member_key):
+                usable.append(entry)
+            else:
+                skipped.append((entry.index, "member key is not a point on the secp256k1 curve"))
+        ordered = usable
 
     once: list[bytes] = []
     if public:

@@ -27,6 +27,7 @@ per keeper one ECDH for the reader's own grant: O(N).
 from __future__ import annotations
 
 import hmac
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ def open_pledges(
     why each other one does not."""
     t = ctx.keeper_threshold
     groups: list[list[bytes]] = []
-    ready: list[_Sealed] = []
+    ready: list[tuple[_Sealed, list[bytes]]] = []
     reasons: dict[int, str] = {}
     for item in sealed:
         h = sha256(binding(ctx, item.role, item.member_key, item.pledger))
@@ -171,17 +172,46 @@ def open_pledges(
             reasons[item.index] = f"need {t} keeper shares, got {len(valid)}: not (yet) released to this key"
             continue
         groups.append(valid[:t])
-        ready.append(item)
+        ready.append((item, valid))
     keys = _shamir.combine_many(groups) if groups else []
     records: dict[int, bytes] = {}
-    for item, key in zip(ready, keys, strict=True):
+    for (item, valid), key in zip(ready, keys, strict=True):
         try:
             records[item.index] = open_body(
                 item.parsed, key, ctx, item.member_key, pledger=item.pledger, role=item.role
             )
         except (EnvelopeError, DecryptionError) as exc:
-            reasons[item.index] = f"the shares match their commitments but the record does not decrypt: {exc.message}"
+            record = _open_other_subsets(ctx, item, valid, t)
+            if record is not None:
+                records[item.index] = record
+            else:
+                reasons[item.index] = (
+                    f"the shares match their commitments but the record does not decrypt: {exc.message}"
+                )
     return records, reasons
+
+
+#: At most this many other t-subsets of commitment-matching shares are tried for one record.
+MAX_RETRIES = 64
+
+
+def _open_other_subsets(ctx: CampaignContext, item: _Sealed, valid: list[bytes], t: int) -> bytes | None:
+    """When the first ``t`` commitment-matching shares do not open a record, try other subsets.
+
+    An 8-byte commitment can be matched by a wrong share at a cost of about 2^64 hashes: a keeper
+    who spent that on one targeted pledge (say, the instructions) could otherwise block it with a
+    share that passes the check. With more than ``t`` matching shares, the honest ones are found
+    among the other subsets (nearly always the next one: a second forgery costs 2^64 again)."""
+    if len(valid) <= t:
+        return None
+    for subset in itertools.islice(itertools.combinations(valid, t), 1, 1 + MAX_RETRIES):
+        try:
+            return open_body(
+                item.parsed, _shamir.combine(list(subset)), ctx, item.member_key, pledger=item.pledger, role=item.role
+            )
+        except (EnvelopeError, DecryptionError):
+            continue
+    return None
 
 
 def build_roster(
@@ -294,6 +324,20 @@ def build_roster(
             SkippedPledge(
                 None,
                 f"keeper #{k} published {count} share(s) that do not match the envelopes' commitments: set aside",
+                keeper_index=k,
+            )
+        )
+    # Keepers whose releases are malformed or do not decrypt are named here too (details in
+    # release_problems): a liar is named whatever form its lie takes, short of silence.
+    named = {s.keeper_index for s in roster.skipped if s.keeper_index is not None}
+    keepers = set(range(len(ctx.keepers)))
+    for k in sorted({p.keeper_index for p in roster.release_problems} & keepers - named):
+        count = sum(p.keeper_index == k for p in roster.release_problems)
+        roster.skipped.append(
+            SkippedPledge(
+                None,
+                f"keeper #{k} published {count} release record(s) that do not parse or do not decrypt with its "
+                "grant: set aside (see release_problems)",
                 keeper_index=k,
             )
         )

@@ -194,7 +194,14 @@ def campaign_case() -> dict[str, Any]:
             det(f"{name} r{k_index} nonce L", 12),
         ]
         build = build_release(
-            ctx, keeper, k_index, entries, instructions=yi, late_instructions=yi, relay_key=relay.compressed, randomness=rnd
+            ctx,
+            keeper,
+            k_index,
+            entries,
+            instructions=yi,
+            late_instructions=yi,
+            relay_key=relay.compressed,
+            randomness=rnd,
         )
         assert len(build.payloads) == 1
         payloads.append(
@@ -254,7 +261,9 @@ def public_case() -> dict[str, Any]:
         "context": ctx_json(ctx),
         "keeper_secret": hx(keepers[1].secret_bytes()),
         "keeper_index": 1,
-        "entries": [{"index": e.index, "y": hx(e.y), "member_key": hx(e.member_key), "grant": e.grant} for e in entries],
+        "entries": [
+            {"index": e.index, "y": hx(e.y), "member_key": hx(e.member_key), "grant": e.grant} for e in entries
+        ],
         "instructions_y": hx(det("public iy", 16)),
         "payload": hx(build.payloads[0]),
     }
@@ -266,7 +275,11 @@ def main() -> None:
         "format": "spartacus format v2 known-answer vectors (see spartacus/envelope.py and spartacus/release.py)",
         "envelopes": [
             envelope_case(
-                "typical", 3, 2, ROLE_PLEDGE, {"name": "Ana", "contact": {"email": "ana@example.org"}, "message": "x" * 100}
+                "typical",
+                3,
+                2,
+                ROLE_PLEDGE,
+                {"name": "Ana", "contact": {"email": "ana@example.org"}, "message": "x" * 100},
             ),
             envelope_case(
                 "unicode 5 of 3",
