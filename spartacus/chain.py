@@ -629,10 +629,20 @@ class ChainClient:
         price = int(self._rpc(lambda: self.w3.eth.gas_price)) if base is None else 0
         return first_offer(base, self._tip(), self.fee_policy, gas_price=price)
 
-    def _base_fee(self) -> int | None:
+    def _base_fee(self, *, next_block: bool = False) -> int | None:
+        """The latest block's base fee; with ``next_block``, the higher of it and the pending
+        block's (where the node says: what a replacement must pay to get in now)."""
         block = self._rpc(lambda: self.w3.eth.get_block("latest"))
         base = block.get("baseFeePerGas")
-        return None if base is None else int(base)
+        if base is None:
+            return None
+        if next_block:
+            try:
+                pending = self._rpc(lambda: self.w3.eth.get_block("pending")).get("baseFeePerGas")
+            except (Web3RPCError, ValueError):
+                pending = None
+            return max(int(base), int(pending or 0))
+        return int(base)
 
     def _tip(self) -> int:
         if self.fee_policy.tip is not None:
@@ -796,7 +806,7 @@ class ChainClient:
                     stuck = self._send_version(versions[-1]) or stuck
             if stuck or head - sent_at >= policy.stuck_blocks:
                 current = Fees.of(versions[-1].tx)
-                better = replacement(current, self._base_fee(), self._tip(), policy)
+                better = replacement(current, self._base_fee(next_block=True), self._tip(), policy)
                 if better is None:
                     if not warned:
                         log.warning(

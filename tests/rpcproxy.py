@@ -456,6 +456,50 @@ def lie_revealed(proxy: RpcProxy, campaign: str, reveal_block: int) -> None:
     proxy.lie_call(campaign, selector("revealBlock()"), word(reveal_block))
 
 
+class Liar:
+    """What a lying node says about one open campaign: revealed, with one more pledge, its own
+    (``member``: the liar's member key; its envelope sealed to the real keepers, so their shares
+    open). ``storage``: it lies about the contract's storage too, consistently."""
+
+    def __init__(self, d: Deployment, campaign: str) -> None:
+        from spartacus.chain import CampaignClient, pledge_digest
+        from spartacus.envelope import PledgeContent, seal
+        from spartacus.keys import KeyPair
+
+        c = CampaignClient(d.client, campaign)
+        self.campaign = campaign
+        status = c.status()
+        self.index, self.count, self.block = status.total_pledges, status.count + 1, d.client.head()
+        self.account, self.member = KeyPair.generate(), KeyPair.generate()
+        envelope = seal(
+            PledgeContent(name="Mallory", contact={}), c.context(), self.member, pledger=self.account.address
+        )
+        self.logs = [
+            forged_pledge(campaign, self.index, self.account.address, self.member.compressed, envelope, self.count,
+                          self.block),
+            forged_reveal(campaign, self.count, self.index, self.block),
+        ]  # fmt: skip
+        self.digest = pledge_digest(bytes.fromhex(self.logs[0]["data"][2:]))
+
+    def tell(self, proxy: RpcProxy, *, storage: bool = False) -> None:
+        lie_revealed(proxy, self.campaign, self.block)
+        proxy.inject_logs(self.logs)
+        if not storage:
+            return
+        proxy.lie_call(self.campaign, selector("pledgeCount()"), word(self.count))
+        proxy.lie_call(self.campaign, selector("totalPledges()"), word(self.index + 1))
+        liar = self.account.address.lower()[2:]
+        record = abi_encode(["uint256", "uint8", "bool", "bool", "bytes20"], [self.index, 1, False, False, self.digest])
+
+        def pledge_of(call: dict[str, Any], _block: str) -> bytes | None:
+            data = str(call.get("data") or call.get("input") or "")
+            if str(call.get("to", "")).lower() == self.campaign.lower() and data.lower().endswith(liar):
+                return record if data.startswith("0x" + selector("pledgeOf(address)").hex()) else None
+            return None
+
+        proxy.lie_calls(pledge_of)
+
+
 # ─── Processes and CLI through the proxy ──────────────────────────────────────────────
 
 

@@ -17,28 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
 from rpcproxy import (
     Deployment,
+    Liar,
     RpcProxy,
     assert_full_rosters,
     assert_published_once,
     create_campaign,
     deploy,
-    forged_pledge,
-    forged_reveal,
-    lie_revealed,
     pledge,
-    selector,
     spartacus,
     withdraw,
-    word,
 )
 from web3 import Web3
 
-from spartacus.chain import CampaignClient, ChainClient, pledge_digest
-from spartacus.envelope import PledgeContent, seal
-from spartacus.keys import KeyPair
+from spartacus.chain import CampaignClient, ChainClient
 
 pytestmark = pytest.mark.anvil
 
@@ -59,46 +52,6 @@ def net(node: Any, tmp_path: Path) -> Deployment:
 def keeper_once(d: Deployment, i: int, url: str, *extra: str) -> Any:
     return spartacus(url, d.factory, d.cwd, "keeper", "run", "--key-file", f"keeper{i}.key", "--once", "--json",
                      "--state", str(d.cwd / f"keeper{i}-{abs(hash(url))}.sqlite"), *extra)  # fmt: skip
-
-
-class Liar:
-    """What a lying node says about one open campaign: revealed, with one more pledge, its own
-    (``member``: the liar's member key; its envelope sealed to the real keepers, so their shares
-    open). ``storage``: it lies about the contract's storage too, consistently."""
-
-    def __init__(self, d: Deployment, campaign: str) -> None:
-        c = CampaignClient(d.client, campaign)
-        self.campaign = campaign
-        status = c.status()
-        self.index, self.count, self.block = status.total_pledges, status.count + 1, d.client.head()
-        self.account, self.member = KeyPair.generate(), KeyPair.generate()
-        envelope = seal(
-            PledgeContent(name="Mallory", contact={}), c.context(), self.member, pledger=self.account.address
-        )
-        self.logs = [
-            forged_pledge(campaign, self.index, self.account.address, self.member.compressed, envelope, self.count,
-                          self.block),
-            forged_reveal(campaign, self.count, self.index, self.block),
-        ]  # fmt: skip
-        self.digest = pledge_digest(bytes.fromhex(self.logs[0]["data"][2:]))
-
-    def tell(self, proxy: RpcProxy, *, storage: bool = False) -> None:
-        lie_revealed(proxy, self.campaign, self.block)
-        proxy.inject_logs(self.logs)
-        if not storage:
-            return
-        proxy.lie_call(self.campaign, selector("pledgeCount()"), word(self.count))
-        proxy.lie_call(self.campaign, selector("totalPledges()"), word(self.index + 1))
-        liar = self.account.address.lower()[2:]
-        record = abi_encode(["uint256", "uint8", "bool", "bool", "bytes20"], [self.index, 1, False, False, self.digest])
-
-        def pledge_of(call: dict[str, Any], _block: str) -> bytes | None:
-            data = str(call.get("data") or call.get("input") or "")
-            if str(call.get("to", "")).lower() == self.campaign.lower() and data.lower().endswith(liar):
-                return record if data.startswith("0x" + selector("pledgeOf(address)").hex()) else None
-            return None
-
-        proxy.lie_calls(pledge_of)
 
 
 def releases(d: Deployment, campaign: str) -> list[Any]:
