@@ -775,17 +775,16 @@ class ChainClient:
         if broadcast:
             stuck = self._send_version(versions[-1])
         sent_at = seen = self.head()
+        repriced_at: int | None = None  # at most one replacement per block: no runaway bidding
         warned = False
         while True:
-            for version in reversed(versions):
-                receipt = self.receipt(version.tx_hash)
-                if receipt is not None:
-                    return self._result(version.tx_hash, receipt)
+            if (result := self._mined(versions)) is not None:
+                return result
             if self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "latest")) > nonce:
-                for version in reversed(versions):  # mined between the two reads?
-                    receipt = self.receipt(version.tx_hash)
-                    if receipt is not None:
-                        return self._result(version.tx_hash, receipt)
+                for _ in range(3):  # a receipt a lagging node has not served yet?
+                    time.sleep(self.poll_interval * 5)
+                    if (result := self._mined(versions)) is not None:
+                        return result
                 raise NonceTaken(
                     f"nonce {nonce} of {sender} was used by another transaction (is this key used elsewhere?):"
                     f" {len(versions)} version(s) of this one can no longer be mined",
@@ -804,9 +803,10 @@ class ChainClient:
                 seen = head
                 if not self._known(versions[-1].tx_hash):  # dropped (an evicting pool, a restarted node)
                     stuck = self._send_version(versions[-1]) or stuck
-            if stuck or head - sent_at >= policy.stuck_blocks:
+            if (stuck and repriced_at != head) or head - sent_at >= policy.stuck_blocks:
                 current = Fees.of(versions[-1].tx)
                 better = replacement(current, self._base_fee(next_block=True), self._tip(), policy)
+                repriced_at = sent_at = head
                 if better is None:
                     if not warned:
                         log.warning(
@@ -817,9 +817,8 @@ class ChainClient:
                             format_wei(current.max_fee),
                         )
                         warned = True
-                    if stuck:  # refused at the cap: offer it again at the next block
-                        stuck = self._send_version(versions[-1]) if head != sent_at else True
-                    sent_at = head
+                    if stuck:  # refused at the cap: offer it again, one block later
+                        stuck = self._send_version(versions[-1])
                 else:
                     tx = dict(versions[-1].tx) | better.as_tx()
                     self.check_funds(tx)
@@ -835,8 +834,14 @@ class ChainClient:
                         format_wei(better.max_fee),
                     )
                     stuck = self._send_version(version)
-                    sent_at = head
             time.sleep(self.poll_interval)
+
+    def _mined(self, versions: Sequence[Sent]) -> TxResult | None:
+        for version in reversed(versions):
+            receipt = self.receipt(version.tx_hash)
+            if receipt is not None:
+                return self._result(version.tx_hash, receipt)
+        return None
 
     def _send_version(self, version: Sent) -> bool:
         """Broadcasts one version; True when the node refused it for its fees (replace it)."""

@@ -161,6 +161,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a client killed mid-request (the soak does it on purpose)
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class _Lies:
@@ -305,7 +310,11 @@ class RpcProxy:
         low, high = self.delay
         if high > 0:
             time.sleep(self.rng.uniform(low, high))
-        request = json.loads(body)
+        try:
+            request = json.loads(body)
+        except ValueError:  # the client died mid-request
+            handler.close_connection = True
+            return
         if isinstance(request, list):
             answer: Any = [self._call(item) for item in request]
         else:
