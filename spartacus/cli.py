@@ -495,7 +495,7 @@ def keeper_init(key_file: str, as_json: bool) -> None:
 @click.option("--confirmations", type=int, default=None, help="Blocks to wait after a reveal (default: 0 local, 12).")
 @click.option("--state", "state_path", type=click.Path(), help="SQLite state (default: KEY_FILE.state.sqlite).")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between passes.")
-@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option("--once", is_flag=True, help="Process what is there, then exit (5: its node was not believed).")
 @click.option(
     "--max-release-bytes",
     type=click.IntRange(MIN_RELEASE_BYTES, 32_768),
