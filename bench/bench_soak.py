@@ -338,106 +338,112 @@ def keeper_soak(
         for kind in ("revealed", "withdrawn", "cancelled", "open"):  # one of each before the kills
             work.one(kind)
         say(f"{len(work.kinds)} campaigns; starting {len(soak.procs)} processes")
-        soak.start()
         chaos = Chaos(d, nodes[0], work, rng)
-        chaos.start()
-        say(f"killing until {kills} kills")
-        soak.kill_until(kills)
-        kill_phase = time.monotonic() - started
-        chaos.stop.set()
-        chaos.join()
-        nodes[0].honest()
-        say(f"{soak.kills()} kills in {kill_phase:.0f} s; letting the keepers finish")
+        try:
+            soak.start()
+            chaos.start()
+            say(f"killing until {kills} kills")
+            soak.kill_until(kills)
+            kill_phase = time.monotonic() - started
+            chaos.stop.set()
+            chaos.join()
+            nodes[0].honest()
+            say(f"{soak.kills()} kills in {kill_phase:.0f} s; letting the keepers finish")
 
-        def done() -> bool:
-            for campaign, kind in work.kinds.items():
-                if kind not in ("revealed", "withdrawn"):
-                    continue
-                c = CampaignClient(client, campaign)
-                live = {p.index for p in c.pledges() if p.live}
-                published = assert_published_once(client, campaign)
-                if len(published) < 3 or any(not live <= set(w["shared"]) for w in published.values()):
-                    return False
-            return True
+            def done() -> bool:
+                for campaign, kind in work.kinds.items():
+                    if kind not in ("revealed", "withdrawn"):
+                        continue
+                    c = CampaignClient(client, campaign)
+                    live = {p.index for p in c.pledges() if p.live}
+                    published = assert_published_once(client, campaign)
+                    if len(published) < 3 or any(not live <= set(w["shared"]) for w in published.values()):
+                        return False
+                return True
 
-        deadline = time.monotonic() + 240
-        while not done():
-            if time.monotonic() > deadline:
-                raise AssertionError("the keepers did not finish within 240 s after the kills")
-            client.w3.provider.make_request("evm_mine", [])
+            deadline = time.monotonic() + 240
+            while not done():
+                if time.monotonic() > deadline:
+                    raise AssertionError("the keepers did not finish within 240 s after the kills")
+                client.w3.provider.make_request("evm_mine", [])
+                for proc in soak.procs:
+                    if not proc.alive():
+                        soak._died(proc)
+                        proc.start()
+                time.sleep(1)
+            statuses = soak.stop()
+
+            def never_below_threshold() -> int:
+                for campaign, kind in work.kinds.items():
+                    if kind in ("cancelled", "open"):
+                        assert CampaignClient(client, campaign).releases() == [], f"{kind} campaign {campaign} released"
+                return sum(k in ("cancelled", "open") for k in work.kinds.values())
+
+            def nothing_twice_nothing_forged_nothing_withdrawn() -> int:
+                checked = 0
+                for campaign, kind in work.kinds.items():
+                    if kind not in ("revealed", "withdrawn"):
+                        continue
+                    c = CampaignClient(client, campaign)
+                    total = c.status().total_pledges
+                    for k, what in assert_published_once(client, campaign).items():
+                        indices = set(what["shared"]) | set(what["granted"])
+                        assert max(indices) < total, f"keeper #{k} released a forged pledge in {campaign}"
+                        assert not indices & work.withdrawn[campaign], f"keeper #{k} released a withdrawn pledge"
+                    checked += 1
+                return checked
+
+            def no_pledge_lost() -> int:
+                members = 0
+                for campaign, kind in work.kinds.items():
+                    if kind in ("revealed", "withdrawn"):
+                        assert_full_rosters(d, campaign)
+                        members += len(d.members[campaign])
+                return members
+
+            def journals_empty() -> int:
+                for i in range(3):
+                    with sqlite3.connect(run_dir / f"keeper{i}.key.state.sqlite") as db:
+                        rows = db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0]
+                    assert rows == 0, f"keeper{i} left {rows} journaled transaction(s)"
+                return 3
+
+            soak.check("campaigns below their threshold never released", never_below_threshold)
+            soak.check(
+                "revealed campaigns: nothing twice, forged or withdrawn", nothing_twice_nothing_forged_nothing_withdrawn
+            )
+            soak.check("members reading every live pledge", no_pledge_lost)
+            soak.check("keepers with an empty journal", journals_empty)
+            results = soak.run_checks()
+            assert all(code == 0 for code in statuses.values()), f"a process did not stop cleanly: {statuses}"
+            assert not work.errors, work.errors[:5]
+            texts = {p.name: p.log.read_text() for p in soak.procs}
+            figures = {
+                "seed": seed,
+                "seconds": round(time.monotonic() - started),
+                "kill_phase_seconds": round(kill_phase),
+                "kills": soak.kills(),
+                "kills_by_process": {p.name: dict(p.kills) for p in soak.procs},
+                "starts": {p.name: p.starts for p in soak.procs},
+                "exited_by_itself": soak.unexpected,
+                "campaigns": dict(Counter(work.kinds.values())),
+                "release_transactions": sum(len(CampaignClient(client, c).releases()) for c in work.kinds),
+                "replacements": sum(t.count("replaced by") for t in texts.values()),
+                "refusals_behind_the_liar": texts["keeper0"].count("refusing to release")
+                + texts["keeper0"].count("the nodes disagree"),
+                "out_of_funds": sum(t.count("keeper out of funds") for t in texts.values()),
+                "fee_spikes": chaos.spikes,
+                "lie_switches": chaos.lie_switches,
+                "nodes": [dict(n.stats) for n in nodes],
+                "checks": results,
+            }
+        finally:  # whatever happened, nothing of the soak outlives it
+            chaos.stop.set()
             for proc in soak.procs:
-                if not proc.alive():
-                    soak._died(proc)
-                    proc.start()
-            time.sleep(1)
-        statuses = soak.stop()
-
-        def never_below_threshold() -> int:
-            for campaign, kind in work.kinds.items():
-                if kind in ("cancelled", "open"):
-                    assert CampaignClient(client, campaign).releases() == [], f"{kind} campaign {campaign} released"
-            return sum(k in ("cancelled", "open") for k in work.kinds.values())
-
-        def nothing_twice_nothing_forged_nothing_withdrawn() -> int:
-            checked = 0
-            for campaign, kind in work.kinds.items():
-                if kind not in ("revealed", "withdrawn"):
-                    continue
-                c = CampaignClient(client, campaign)
-                total = c.status().total_pledges
-                for k, what in assert_published_once(client, campaign).items():
-                    indices = set(what["shared"]) | set(what["granted"])
-                    assert max(indices) < total, f"keeper #{k} released a forged pledge in {campaign}"
-                    assert not indices & work.withdrawn[campaign], f"keeper #{k} released a withdrawn pledge"
-                checked += 1
-            return checked
-
-        def no_pledge_lost() -> int:
-            members = 0
-            for campaign, kind in work.kinds.items():
-                if kind in ("revealed", "withdrawn"):
-                    assert_full_rosters(d, campaign)
-                    members += len(d.members[campaign])
-            return members
-
-        def journals_empty() -> int:
-            for i in range(3):
-                with sqlite3.connect(run_dir / f"keeper{i}.key.state.sqlite") as db:
-                    rows = db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0]
-                assert rows == 0, f"keeper{i} left {rows} journaled transaction(s)"
-            return 3
-
-        soak.check("campaigns below their threshold never released", never_below_threshold)
-        soak.check(
-            "revealed campaigns: nothing twice, forged or withdrawn", nothing_twice_nothing_forged_nothing_withdrawn
-        )
-        soak.check("members reading every live pledge", no_pledge_lost)
-        soak.check("keepers with an empty journal", journals_empty)
-        results = soak.run_checks()
-        assert all(code == 0 for code in statuses.values()), f"a process did not stop cleanly: {statuses}"
-        assert not work.errors, work.errors[:5]
-        texts = {p.name: p.log.read_text() for p in soak.procs}
-        figures = {
-            "seed": seed,
-            "seconds": round(time.monotonic() - started),
-            "kill_phase_seconds": round(kill_phase),
-            "kills": soak.kills(),
-            "kills_by_process": {p.name: dict(p.kills) for p in soak.procs},
-            "starts": {p.name: p.starts for p in soak.procs},
-            "exited_by_itself": soak.unexpected,
-            "campaigns": dict(Counter(work.kinds.values())),
-            "release_transactions": sum(len(CampaignClient(client, c).releases()) for c in work.kinds),
-            "replacements": sum(t.count("replaced by") for t in texts.values()),
-            "refusals_behind_the_liar": texts["keeper0"].count("refusing to release")
-            + texts["keeper0"].count("the nodes disagree"),
-            "out_of_funds": sum(t.count("keeper out of funds") for t in texts.values()),
-            "fee_spikes": chaos.spikes,
-            "lie_switches": chaos.lie_switches,
-            "nodes": [dict(n.stats) for n in nodes],
-            "checks": results,
-        }
-        for proxy in nodes:
-            proxy.close()
+                if proc.alive():
+                    proc.stop(timeout=20)
+            for proxy in nodes:
+                proxy.close()
         return figures
 
 
