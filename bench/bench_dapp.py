@@ -20,11 +20,21 @@ Figures (target: every render <= 1.5 s):
   campaign (history read) and again. For scale, the same for a two-element Streamlit page
   (``browser_floor``: the framework's own cost on this machine) and a 1-pledge campaign.
   Skipped without chromium or playwright.
+
+The browser module (what every visitor's browser runs; ``--js-only`` measures just these):
+
+* ``js_seal_ms``: sealing one typical pledge (a name, an e-mail, a 100-character message, 3
+  keepers) in Chromium with the bundle the dApp serves (median of 30, after 5 to warm up);
+  target <= 50 ms;
+* ``js_roster_s``: the roster of 1,000 members (sealed and released by the Python core, two
+  keepers of three) rebuilt in Chromium by a member (median of 3); target <= 3 s;
+* ``js_bundle_bytes`` / ``js_bundle_gzip_bytes``: the bundle's size, raw and gzipped (level 9).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import secrets
@@ -46,7 +56,11 @@ from spartacus.keys import KeyPair
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dapp" / "app.py"
+BUNDLE = ROOT / "dapp" / "component" / "build" / "spartacus.js"
 TARGET_S = 1.5
+TARGET_SEAL_MS = 50.0
+TARGET_ROSTER_S = 3.0
+ROSTER_MEMBERS = 1000
 ENVELOPE_BYTES = 970
 
 
@@ -228,6 +242,159 @@ def _floor(chromium: str, env: dict[str, str]) -> float:
             server.wait(timeout=10)
 
 
+# ─── The browser module ──────────────────────────────────────────────────────────────
+
+
+def _roster_case(members: int) -> dict[str, Any]:
+    """A revealed campaign of ``members`` pledges, sealed and released by the Python core."""
+    from spartacus.envelope import PledgeContent, open_share, parse, seal, seal_instructions
+    from spartacus.release import Entry, build_release
+    from spartacus.types import CampaignContext, LateJoiners, Scope
+
+    keepers = [KeyPair.generate() for _ in range(3)]
+    order = sort_keepers([k.public_key for k in keepers])
+    keepers.sort(key=lambda k: order.index(k.public_key))
+    ctx = CampaignContext(
+        31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", order, 2, Scope.MEMBERS, LateJoiners.KNOWN
+    )
+    pairs = [KeyPair.generate() for _ in range(members)]
+    pledges = []
+    for i, m in enumerate(pairs):
+        content = PledgeContent(f"Member {i}", {"email": f"m{i}@example.org"}, "x" * 100)
+        pledges.append((i, m, seal(content, ctx, m, pledger=m.address)))
+    creator = pairs[0]
+    instructions = seal_instructions("Meet at dawn.", ctx, creator, creator=creator.address)
+    releases = []
+    for k in (0, 1):
+        entries = [
+            Entry(
+                i,
+                open_share(parse(env), k, keepers[k], ctx, member_key33=m.compressed, pledger=m.address),
+                m.compressed,
+            )
+            for i, m, env in pledges
+        ]
+        iy = open_share(parse(instructions), k, keepers[k], ctx, member_key33=creator.compressed,
+                        pledger=creator.address, role=2)  # fmt: skip
+        build = build_release(ctx, keepers[k], k, entries, instructions=iy)
+        releases += [
+            {
+                "keeperIndex": k,
+                "keeper": keepers[k].address,
+                "data": "0x" + d.hex(),
+                "blockNumber": 20 + j,
+                "logIndex": k,
+            }
+            for j, d in enumerate(build.payloads)
+        ]
+    return {
+        "ctx": {
+            "chainId": 31337,
+            "campaign": ctx.campaign,
+            "keepers": ["0x" + k.hex() for k in order],
+            "t": 2,
+            "scope": "members",
+            "lateJoiners": "known",
+            "relay": None,
+        },  # fmt: skip
+        "creator": creator.address,
+        "instructions": "0x" + instructions.hex(),
+        "reader": "0x" + pairs[members // 2].secret_bytes().hex(),
+        "pledges": [
+            {
+                "index": i,
+                "pledger": m.address,
+                "memberKey": "0x" + m.compressed.hex(),
+                "envelope": "0x" + env.hex(),
+                "live": True,
+                "late": False,
+            }
+            for i, m, env in pledges
+        ],  # fmt: skip
+        "releases": releases,
+    }
+
+
+MEASURE_JS = """async (job) => {
+  const lib = await import("./spartacus.js");
+  const h = lib.fromHex;
+  const ctxOf = (c) => ({...c, keepers: c.keepers.map(h)});
+  const ctx = ctxOf(job.seal.ctx);
+  const member = lib.generateKeyPair();
+  const content = lib.pledgeContent({name: "Ana", contact: {email: "ana@example.org"}, message: "x".repeat(100)});
+  const seals = [];
+  for (let i = 0; i < 35; i++) {
+    const t0 = performance.now();
+    await lib.seal(content, ctx, member.secret, {pledger: member.address});
+    if (i >= 5) seals.push(performance.now() - t0);
+  }
+  const r = job.roster;
+  const pledges = r.pledges.map((p) => ({...p, memberKey: h(p.memberKey), envelope: h(p.envelope)}));
+  const releases = r.releases.map((x) => ({...x, data: h(x.data)}));
+  const rosters = [];
+  let members = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const opts = {instructions: h(r.instructions)};
+    const roster = await lib.buildRoster(ctxOf(r.ctx), pledges, releases, h(r.reader), r.creator, opts);
+    rosters.push(performance.now() - t0);
+    members = roster.members.length;
+  }
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return {seal_ms: median(seals), roster_ms: median(rosters), members};
+}"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def measure_js(members: int = ROSTER_MEMBERS) -> dict[str, Any]:
+    """The browser module's figures (see the module docstring)."""
+    import functools
+    import gzip
+    import hashlib
+    import threading
+
+    if not BUNDLE.exists():
+        return {"js": "skipped: the bundle is not built (make setup)"}
+    raw = BUNDLE.read_bytes()
+    out: dict[str, Any] = {
+        "js_bundle_bytes": len(raw),
+        "js_bundle_gzip_bytes": len(gzip.compress(raw, 9)),
+        "js_bundle_sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return out | {"js": "skipped: playwright is not installed"}
+    if not chromium:
+        return out | {"js": "skipped: chromium is not installed"}
+    case = _roster_case(members)
+    job = {"seal": {"ctx": case["ctx"]}, "roster": case}
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(BUNDLE, Path(tmp) / "spartacus.js")
+        (Path(tmp) / "index.html").write_text("<!doctype html><meta charset=utf-8><title>bench</title>")
+        handler = functools.partial(_Quiet, directory=tmp)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+                got = page.evaluate(MEASURE_JS, job)
+                browser.close()
+        finally:
+            server.shutdown()
+    if got["members"] != members:
+        raise RuntimeError(f"the browser read {got['members']} members of {members}")
+    return out | {"js_seal_ms": round(got["seal_ms"], 2), "js_roster_s": round(got["roster_ms"] / 1000, 3),
+                  "js_roster_members": members}  # fmt: skip
+
+
 def measure(pledges: int, browser: bool) -> dict[str, Any]:
     with Anvil(extra=["--accounts", "10", "--silent", "--auto-impersonate"]) as node:
         client = ChainClient(Web3(Web3.HTTPProvider(node.url)))
@@ -280,8 +447,38 @@ def table(figures: dict[str, Any]) -> str:
     )
     if "browser" in figures:
         lines.append(f"browser: {figures['browser']}")
+    lines += ["", *js_table(figures)]
     lines.append(f"machine: {figures['cpus']} CPUs, load average {figures['load']:.1f} during the run")
     return "\n".join(lines)
+
+
+def js_table(figures: dict[str, Any]) -> list[str]:
+    lines = ["browser module | figure | target"]
+    if "js_seal_ms" in figures:
+        lines.append(
+            f"seal one typical pledge in Chromium | {figures['js_seal_ms']:.1f} ms | <= {TARGET_SEAL_MS:.0f} ms"
+        )
+        lines.append(
+            f"roster of {figures['js_roster_members']:,} members in Chromium | {figures['js_roster_s']:.2f} s | "
+            f"<= {TARGET_ROSTER_S:.0f} s"
+        )
+    if "js_bundle_bytes" in figures:
+        lines.append(
+            f"bundle size | {figures['js_bundle_bytes']:,} B ({figures['js_bundle_gzip_bytes']:,} B gzipped) | "
+            f"sha256 {figures['js_bundle_sha256']}"
+        )
+    if "js" in figures:
+        lines.append(f"browser module: {figures['js']}")
+    return lines
+
+
+def js_missed(figures: dict[str, Any]) -> list[str]:
+    out = []
+    if figures.get("js_seal_ms", 0) > TARGET_SEAL_MS:
+        out.append(f"TARGET MISSED: sealing one pledge in Chromium: {figures['js_seal_ms']} ms > {TARGET_SEAL_MS} ms")
+    if figures.get("js_roster_s", 0) > TARGET_ROSTER_S:
+        out.append(f"TARGET MISSED: the roster in Chromium: {figures['js_roster_s']} s > {TARGET_ROSTER_S} s")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,13 +486,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--pledges", type=int, default=1000, help="pledges in the campaign (default 1000)")
     parser.add_argument("--no-browser", action="store_true", help="measure with AppTest only")
+    parser.add_argument("--js-only", action="store_true", help="measure the browser module only (seconds)")
     args = parser.parse_args(argv)
-    figures = measure(args.pledges, browser=not args.no_browser)
+    if args.js_only:
+        figures = measure_js()
+        print(json.dumps(figures, indent=2) if args.json else "\n".join(js_table(figures)))
+        missed_js = js_missed(figures)
+        for line in missed_js:
+            print(line, file=sys.stderr)
+        return 1 if missed_js else 0
+    figures = measure(args.pledges, browser=not args.no_browser) | measure_js()
     print(json.dumps(figures, indent=2) if args.json else table(figures))
     missed = [key for key in RENDERS if key in figures and key not in SCALE and figures[key] > TARGET_S]
     for key in missed:
         print(f"TARGET MISSED: {RENDERS[key]}: {figures[key]:.3f} s > {TARGET_S} s", file=sys.stderr)
-    return 1 if missed else 0
+    for line in js_missed(figures):
+        print(line, file=sys.stderr)
+    return 1 if missed or js_missed(figures) else 0
 
 
 if __name__ == "__main__":

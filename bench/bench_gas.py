@@ -144,6 +144,8 @@ def measure(threshold_big: int = 1000, release_members: int = 1000) -> dict[str,
         out["envelope_typical_bytes"] = len(typical)
         out["pledge_typical_floor"] = round(floor(len(typical)))
         out["pledge_typical_vs_floor"] = round(out["pledge_typical"] / floor(len(typical)), 4)
+        out.update(measure_pledge_relayed(client, c, KeySigner(dev_key(5)), deposit))
+        out["pledge_relayed_overhead"] = out["pledge_relayed"] - out["pledge_typical"]
 
         # The threshold-crossing pledge at N = 10 and N = big.
         for n, key in ((10, "pledge_threshold_n10"), (threshold_big, f"pledge_threshold_n{threshold_big}")):
@@ -171,6 +173,43 @@ def measure(threshold_big: int = 1000, release_members: int = 1000) -> dict[str,
     )
     out["_inputs"] = inputs
     return out
+
+
+def measure_pledge_relayed(
+    client: ChainClient, campaign: CampaignClient, relayer: KeySigner, deposit: int
+) -> dict[str, int]:
+    """``pledge_relayed``: the typical pledge (as ``pledge_typical``: same content, keepers and
+    deposit), sealed for a fresh member key that holds no ether and signs the forwarder request,
+    carried by ``relayer`` through ``Forwarder.execute`` (it pays the gas and sponsors the deposit).
+
+    What the forwarder adds (OpenZeppelin's ``ERC2771Forwarder``, anvil 1.7.1): the fresh signer's
+    nonce slot written 0 -> 1 (22,100), the deposit forwarded by a CALL with value (9,000 less the
+    2,300 stipend), the signature's recovery (3,000), the target's trust check (a cold STATICCALL
+    into the clone and its implementation, ~5,300), ``ExecutedForwardRequest`` (~1,600), the
+    request's calldata (~3,000) and its decoding and copies."""
+    from spartacus.forwarding import REQUEST_TTL, ForwardRequest, estimate_call_gas, forwarder_nonce
+
+    member = KeyPair.generate()
+    assert client.balance(member.address) == 0
+    (forwarder,) = client.call("Campaign", campaign.address, "trustedForwarder")
+    envelope = seal(TYPICAL, campaign.context(), member, pledger=member.address)
+    data = client.contracts.encode_call("Campaign", "pledge", [envelope, member.compressed])
+    gas = estimate_call_gas(client, forwarder, member.address, campaign.address, data, deposit)
+    request = ForwardRequest(
+        sender=member.address,
+        to=campaign.address,
+        value=deposit,
+        gas=int(gas * 1.25) + 20_000,
+        nonce=forwarder_nonce(client, forwarder, member.address),
+        deadline=client.timestamp() + REQUEST_TTL,
+        data=data,
+    ).sign(member.secret_bytes(), client.chain_id, forwarder)
+    execute = client.contracts.encode_call("Forwarder", "execute", [request.execute_args()])
+    result = client.send(relayer, forwarder, execute, value=deposit)
+    [pledged] = result.events("Pledged")
+    assert Web3.to_checksum_address(pledged.args["pledger"]) == member.address
+    assert client.balance(member.address) == 0
+    return {"pledge_relayed": result.gas_used}
 
 
 def _real_release(
@@ -255,7 +294,11 @@ def check(figures: dict[str, Any], big: int) -> list[str]:
     if figures["release_gas_per_member"] > 2_500:
         failures.append("release_gas_per_member > 2,500")
     if "pledge_relayed" in figures and figures["pledge_relayed"] > figures["pledge_typical"] + 30_000:
-        failures.append("pledge_relayed > pledge_typical + 30,000")
+        failures.append(
+            f"pledge_relayed > pledge_typical + 30,000 (+{figures['pledge_relayed'] - figures['pledge_typical']:,}):"
+            " a fresh signer's forwarder nonce (0 -> 1) is 22,100 gas and a sponsored deposit's CALL with value"
+            " 6,700 (see measure_pledge_relayed)"
+        )
     return failures
 
 

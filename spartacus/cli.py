@@ -56,6 +56,17 @@ def account_option(f: F) -> F:
     )(f)
 
 
+def relayer_option(f: F) -> F:
+    return click.option(
+        "--relayer",
+        "relayer_url",
+        envvar="SPARTACUS_RELAYER",
+        default=None,
+        help="A relayer's URL, instead of --account: your member key signs the call and the relayer sends it "
+        "(you need no funds, and no address of yours appears on-chain). Default: $SPARTACUS_RELAYER.",
+    )(f)
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
 
@@ -66,10 +77,51 @@ def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
 
 def _signer(account: str | None, client: Any) -> Any:
     if not account:
-        raise InputError("this command sends a transaction: pass --account ALIAS (or TEST::N on a local chain)")
+        raise InputError(
+            "this command sends a transaction: pass --account ALIAS (or TEST::N on a local chain),"
+            " or --relayer URL where the call can be relayed"
+        )
     from ._ape import signer_for
 
     return signer_for(account, client.chain_id)
+
+
+def _relayed(account: str | None, relayer_url: str | None) -> bool:
+    """True to send through the relayer: ``--relayer`` or ``--account``, whichever was given on the
+    command line (the environment's value counts only when the command line gives neither)."""
+    if not (account and relayer_url):
+        return bool(relayer_url)
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    explicit = {n: ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE for n in ("account", "relayer_url")}
+    if explicit["account"] == explicit["relayer_url"]:
+        raise InputError(
+            "both an account and a relayer are given: pass --account (you send and pay) or --relayer"
+            " (your member key signs, the relayer sends), not both"
+        )
+    return explicit["relayer_url"]
+
+
+def _send_relayed(
+    client: Any, relayer_url: str, target: str, member: Any, member_key_file: str, action: str, build: Any
+) -> Any:
+    """Has the relayer carry the call ``build`` makes, signed by ``member`` (see spartacus.forwarding)."""
+    from eth_utils.address import to_checksum_address
+
+    from .forwarding import RelayerClient, journal_path, send_relayed
+
+    (forwarder,) = client.call("Campaign", target, "trustedForwarder")  # the factory has the same view
+    return send_relayed(
+        client,
+        RelayerClient(relayer_url),
+        to_checksum_address(forwarder),
+        member.secret_bytes(),
+        journal_path(member_key_file),
+        action,
+        build,
+        say=lambda text: logging.getLogger("spartacus.cli").info("%s", text),
+    )
 
 
 def _connected(fn: F) -> F:
@@ -143,6 +195,14 @@ def _factory_address(factory: str | None) -> str:
     return factory
 
 
+def _earlier_create(member_key_file: str) -> Any:
+    """The journaled creation of an earlier relayed run with this member key file, if any."""
+    from .forwarding import journal_path, load_journal
+
+    earlier = load_journal(journal_path(member_key_file))
+    return earlier if earlier is not None and earlier.action == "create" else None
+
+
 # ─── The command group ───────────────────────────────────────────────────────────────
 
 
@@ -210,19 +270,30 @@ def deploy(client: Any, account: str | None, as_json: bool) -> None:
     help="Public key of the relay service that e-mails the members (`spartacus relay init`); it reads the roster "
     "after the reveal. Default: no relay service (run your own `relay run` with your member key, or no e-mail).",
 )
+@click.option(
+    "--progress-email",
+    default=None,
+    help="With --relay: your address for the relay's progress e-mails (50%, 90%, 100% of N, the deadline), sealed "
+    "so that only the relay service reads it (spartacus.relaynote). Default: no progress e-mails.",
+)
 @click.option("--name", required=True, help="The name the members will know you by.")
 @click.option("--contact", "contacts", multiple=True, help="KEY=VALUE you share with the members (repeat).")
 @click.option("--instructions-file", required=True, type=click.Path(), help="The sealed instructions (UTF-8 text).")
 @click.option("--member-key-file", required=True, type=click.Path(), help="Your member key (created if missing).")
 @network_option
 @account_option
+@relayer_option
 @json_option
 @_connected
-def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
-    """Create a campaign; your sealed record (with the instructions) is pledge #1."""
+def create(client: Any, account: str | None, relayer_url: str | None, as_json: bool, **o: Any) -> None:
+    """Create a campaign; your sealed record (with the instructions) is pledge #1.
+
+    With --relayer, your new member key's address is the creator: it signs, the relayer sends.
+    """
     from .chain import MAX_KEEPERS, MAX_THRESHOLD, CampaignConfig, FactoryClient, sort_keepers
     from .envelope import PledgeContent, seal, seal_instructions
     from .keys import compress_public_key, parse_public_key
+    from .relaynote import seal_note
     from .types import CampaignContext, LateJoiners, Scope
 
     now = client.timestamp()
@@ -246,12 +317,30 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
     content = PledgeContent(name=o["name"], contact=parse_contacts(o["contacts"]))
     instructions = _read_text_file(o["instructions_file"], "--instructions-file", MAX_INSTRUCTIONS_BYTES)
     relay = compress_public_key(o["relay_key"]) if o["relay_key"] else b""
-    signer = _signer(account, client)
+    if o["progress_email"] and not relay:
+        raise InputError("--progress-email is for the relay service: pass its --relay PUBKEY too")
+    relayed = _relayed(account, relayer_url)
     factory = FactoryClient(client, _factory_address(o["factory"]))
+    earlier = _earlier_create(o["member_key_file"]) if relayed else None
+    if earlier is not None:  # a creation signed by an earlier run: finish that one (same key, same address)
+        salt, address = bytes.fromhex(earlier.extra["salt"]), earlier.extra["campaign"]
+        member = _member_key(o["member_key_file"], create=False, campaign=address, chain_id=client.chain_id)
+        creator = member.address
+    elif relayed:  # the member key is the creator: made first, then the address it will create
+        from .keys import KIND_MEMBER, KeyPair, generate_key_file
 
-    salt = secrets.token_bytes(32)
-    address = factory.predict(signer.address, salt)  # sealed to the address before it exists
-    member = _member_key(o["member_key_file"], create=True, campaign=address, chain_id=client.chain_id)
+        pair, salt = KeyPair.generate(), secrets.token_bytes(32)
+        address = factory.predict(pair.address, salt)
+        member = generate_key_file(
+            o["member_key_file"], KIND_MEMBER, campaign=address, chain_id=client.chain_id, pair=pair
+        )
+        creator = member.address
+    else:
+        signer = _signer(account, client)
+        creator = signer.address
+        salt = secrets.token_bytes(32)
+        address = factory.predict(creator, salt)  # sealed to the address before it exists
+        member = _member_key(o["member_key_file"], create=True, campaign=address, chain_id=client.chain_id)
     scope, late = Scope(o["scope"]), LateJoiners(o["late_joiners"])
     ctx = CampaignContext(client.chain_id, address, keepers, t, scope, late, relay or None)
     config = CampaignConfig(
@@ -268,10 +357,32 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
         deposit=o["deposit"],
         beneficiary=o["beneficiary"] or "0x" + "00" * 20,
         relay=relay,
-        instructions=seal_instructions(instructions, ctx, member, creator=signer.address),
+        relay_note=seal_note(relay, address, email=o["progress_email"]) if o["progress_email"] else b"",
+        instructions=seal_instructions(instructions, ctx, member, creator=creator),
     )
-    envelope = seal(content, ctx, member, pledger=signer.address)
-    campaign, result = factory.create(signer, config, salt, envelope, member.compressed)
+    envelope = seal(content, ctx, member, pledger=creator)
+    if relayed:
+        from eth_utils.address import to_checksum_address
+
+        from .forwarding import RelayedCall
+
+        def build(prev: Any) -> RelayedCall:
+            if prev is not None and not prev.refused:  # the bytes an earlier run may have sent
+                click.echo(
+                    f"finishing the creation signed earlier for {address}: this run's options are unused", err=True
+                )
+                return RelayedCall(factory.address, prev.request.data, prev.request.value, prev.extra)
+            data = client.contracts.encode_call(
+                "CampaignFactory", "createCampaign", [config.as_tuple(), salt, envelope, member.compressed]
+            )
+            return RelayedCall(factory.address, data, config.deposit, {"salt": salt.hex(), "campaign": address})
+
+        assert relayer_url is not None
+        result = _send_relayed(client, relayer_url, factory.address, member, o["member_key_file"], "create", build)
+        [created] = result.events("CampaignCreated")
+        campaign = str(to_checksum_address(created.args["campaign"]))
+    else:
+        campaign, result = factory.create(signer, config, salt, envelope, member.compressed)
     _emit(
         as_json,
         {"campaign": campaign, "tx": result.tx, "gas_used": result.gas_used},
@@ -294,11 +405,13 @@ def create(client: Any, account: str | None, as_json: bool, **o: Any) -> None:
 )
 @network_option
 @account_option
+@relayer_option
 @json_option
 @_connected
 def pledge(
     client: Any,
     account: str | None,
+    relayer_url: str | None,
     as_json: bool,
     campaign: str,
     name: str,
@@ -307,30 +420,56 @@ def pledge(
     member_key_file: str,
     factory: str | None,
 ) -> None:
-    """Pledge to join CAMPAIGN: sealed here, revealed to the members only at the threshold."""
+    """Pledge to join CAMPAIGN: sealed here, revealed to the members only at the threshold.
+
+    With --relayer, the member key's address is the pledger: it signs, the relayer sends (and
+    pays the deposit, if it sponsors it); you need no funds at all.
+    """
     from .chain import CampaignClient
     from .envelope import PledgeContent, seal
 
     content = PledgeContent(name=name, contact=parse_contacts(contacts), message=message)
-    signer = _signer(account, client)
+    relayed = _relayed(account, relayer_url)
+    signer = None if relayed else _signer(account, client)
     c = CampaignClient(client, campaign)
     status = c.status()
     if factory:  # before any deposit: a campaign of another factory may be a look-alike trap
         c.check_factory(factory)
     if status.state in ("expired", "cancelled"):
         raise InputError(f"campaign {c.address} is {status.state}: it takes no more pledges")
-    _index, live_status, held = c.pledge_of(signer.address)
-    if live_status == "live":
-        raise InputError(f"{signer.address} already has a live pledge in {c.address}: one per address")
     existed = os.path.lexists(member_key_file)
+    if signer is not None:
+        _index, live_status, held = c.pledge_of(signer.address)
+        if live_status == "live":
+            raise InputError(f"{signer.address} already has a live pledge in {c.address}: one per address")
     member = _member_key(member_key_file, create=True, campaign=c.address, chain_id=client.chain_id)
-    if existed and any(p.live and p.member_key == member.compressed for p in c.pledges()):
+    pledger = member.address if signer is None else signer.address
+    if signer is not None and existed and any(p.live and p.member_key == member.compressed for p in c.pledges()):
         raise InputError(
             f"member key {member_key_file} is already in a live pledge of this campaign: use a new --member-key-file"
         )
-    value = 0 if held else status.deposit
-    envelope = seal(content, c.context(), member, pledger=signer.address)
-    result = c.pledge(signer, envelope, member.compressed, value)
+    if signer is not None:
+        envelope = seal(content, c.context(), member, pledger=pledger)
+        result = c.pledge(signer, envelope, member.compressed, 0 if held else status.deposit)
+    else:
+        from .forwarding import RelayedCall
+
+        def build(prev: Any) -> RelayedCall:
+            _index, live_status, held = c.pledge_of(pledger)
+            if live_status == "live":
+                raise InputError(
+                    f"member key {member_key_file} already has a live pledge (#{_index + 1}) in {c.address}"
+                )
+            value = 0 if held else status.deposit
+            if prev is not None and not prev.refused and prev.request.to == c.address:
+                data = prev.request.data  # the bytes an earlier run may have sent, sent again
+            else:
+                envelope = seal(content, c.context(), member, pledger=pledger)
+                data = client.contracts.encode_call("Campaign", "pledge", [envelope, member.compressed])
+            return RelayedCall(c.address, data, value)
+
+        assert relayer_url is not None
+        result = _send_relayed(client, relayer_url, c.address, member, member_key_file, "pledge", build)
     [event] = result.events("Pledged")
     count = int(event.args["count"])
     revealed = bool(result.events("ThresholdReached"))
@@ -342,37 +481,86 @@ def pledge(
             "tx": result.tx,
             "gas_used": result.gas_used,
             "revealed": revealed,
+            "pledger": pledger,
+            "relayed": signer is None,
         },
         f"pledged: #{event.args['index']} in {c.address}, live count {count}/{status.threshold}"
         + (" - THRESHOLD REACHED: the campaign is revealed" if revealed else "")
+        + (f"\nrelayed: the pledger is your member key's address {pledger}" if signer is None else "")
         + f"\nkeep {member_key_file} safe: it is how you read the roster",
     )
 
 
-def _simple(name: str, doc: str, method: str, done: str) -> None:
+def _simple(name: str, doc: str, method: str, function: str, done: str) -> None:
     @cli.command(name=name, help=doc)
     @click.argument("campaign")
+    @click.option(
+        "--member-key-file",
+        type=click.Path(),
+        help="With --relayer: the member key that signs (the pledge's, or the creator's for cancel).",
+    )
     @network_option
     @account_option
+    @relayer_option
     @json_option
     @_connected
-    def command(client: Any, account: str | None, as_json: bool, campaign: str) -> None:
+    def command(
+        client: Any,
+        account: str | None,
+        relayer_url: str | None,
+        member_key_file: str | None,
+        as_json: bool,
+        campaign: str,
+    ) -> None:
         from .chain import CampaignClient
+        from .forwarding import RelayedCall
 
         c = CampaignClient(client, campaign)
         c.status()  # a campaign at all? (never send a transaction to another contract or an empty address)
-        result = getattr(c, method)(_signer(account, client))
+        caller = None
+        if _relayed(account, relayer_url):
+            if not member_key_file:
+                raise InputError(f"--relayer needs --member-key-file: the member key signs the {name}")
+            member = _member_key(member_key_file, create=False, campaign=c.address, chain_id=client.chain_id)
+            caller = member.address
+            data = client.contracts.encode_call("Campaign", function, [])
+            assert relayer_url is not None
+            result = _send_relayed(
+                client,
+                relayer_url,
+                c.address,
+                member,
+                member_key_file,
+                name,
+                lambda _prev: RelayedCall(c.address, data),
+            )
+        else:
+            result = getattr(c, method)(_signer(account, client))
+        paid = sum(int(e.args["amount"]) for e in result.events("Refunded") + result.events("DepositsClaimed"))
+        note = f"; {paid} wei went to your member key's address {caller}" if caller and paid else ""
         _emit(
             as_json,
-            {"tx": result.tx, "gas_used": result.gas_used},
-            f"{done} (tx {result.tx}, {result.gas_used:,} gas)",
+            {"tx": result.tx, "gas_used": result.gas_used} | ({"caller": caller} if caller else {}),
+            f"{done} (tx {result.tx}, {result.gas_used:,} gas){note}",
         )
 
 
-_simple("withdraw", "Withdraw your pledge before the reveal (it will never be revealed).", "withdraw", "withdrawn")
-_simple("refund", "Take back your deposit when it is refundable.", "refund", "refunded")
-_simple("cancel", "Cancel your campaign before the reveal (creator only).", "cancel", "cancelled")
-_simple("claim", "Take the live pledges' deposits after the reveal (beneficiary only).", "claim_deposits", "claimed")
+_simple(
+    "withdraw",
+    "Withdraw your pledge before the reveal (it will never be revealed).",
+    "withdraw",
+    "withdraw",
+    "withdrawn",
+)
+_simple("refund", "Take back your deposit when it is refundable.", "refund", "refund", "refunded")
+_simple("cancel", "Cancel your campaign before the reveal (creator only).", "cancel", "cancel", "cancelled")
+_simple(
+    "claim",
+    "Take the live pledges' deposits after the reveal (beneficiary only).",
+    "claim_deposits",
+    "claimDeposits",
+    "claimed",
+)
 
 
 @cli.command()
@@ -620,6 +808,116 @@ def _add_quorum(client: Any, urls: Sequence[str]) -> None:
 
 class NodeMismatchExit(SpartacusError):
     """``keeper run --once`` refused to act on what its node said (exit status 5)."""
+
+
+# ─── Relayer ─────────────────────────────────────────────────────────────────────────
+
+
+@cli.group()
+def relayer() -> None:
+    """Run a relayer: carry member-key-signed requests to the chain, pay their gas (P8)."""
+
+
+@relayer.command("run")
+@click.option("--factory", envvar="SPARTACUS_FACTORY", help="The deployment it serves. Default: $SPARTACUS_FACTORY.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8550, show_default=True, help="Port to listen on.")
+@click.option("--state", "state_path", type=click.Path(), help="SQLite journal (default: relayer-ADDRESS.sqlite).")
+@click.option(
+    "--client-limit", type=click.IntRange(1), default=30, show_default=True, help="Requests per client per window."
+)
+@click.option(
+    "--campaign-limit",
+    type=click.IntRange(1),
+    default=300,
+    show_default=True,
+    help="Relayed transactions per campaign (creations, for the factory) per window.",
+)
+@click.option("--window", type=click.FloatRange(1), default=3600, show_default=True, help="Rate-limit window, s.")
+@click.option(
+    "--sponsor-max-wei",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="The largest deposit it pays for a pledger or creator (0: it sponsors none).",
+)
+@click.option(
+    "--max-gas", type=click.IntRange(21_000), default=3_000_000, show_default=True, help="Largest request gas."
+)
+@click.option(
+    "--min-balance-wei",
+    type=click.IntRange(0),
+    default=None,
+    help="Below this balance /health says it cannot send (default: 300,000 gas at the current fee).",
+)
+@click.option(
+    "--forwarded-header",
+    default=None,
+    help="Behind a reverse proxy: the header naming the client's address (e.g. X-Forwarded-For; its last"
+    " hop counts). Only with a proxy that sets it, or clients could pick their own identity.",
+)
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between journal passes.")
+@network_option
+@account_option
+@_connected
+def relayer_run(
+    client: Any,
+    account: str | None,
+    factory: str | None,
+    host: str,
+    port: int,
+    state_path: str | None,
+    client_limit: int,
+    campaign_limit: int,
+    window: float,
+    sponsor_max_wei: int,
+    max_gas: int,
+    min_balance_wei: int | None,
+    forwarded_header: str | None,
+    interval: float,
+) -> None:
+    """Serve the relayer API over HTTP until stopped (SIGTERM or Ctrl-C)."""
+    from .relayer import Limits, Relayer, serve
+
+    signer = _signer(account, client)
+    if hasattr(signer, "_account") and hasattr(signer._account, "set_autosign"):
+        # A keyfile account signs every transaction: unlock it once (Ape asks for the passphrase,
+        # or reads APE_ACCOUNTS_<alias>_PASSPHRASE).
+        signer._account.set_autosign(True)
+    limits = Limits(
+        client=client_limit,
+        campaign=campaign_limit,
+        window=window,
+        sponsor_max_wei=sponsor_max_wei,
+        max_gas=max_gas,
+    )
+    r = Relayer(
+        client,
+        signer,
+        _factory_address(factory),
+        state_path or f"relayer-{signer.address}.sqlite",
+        limits,
+        min_balance=min_balance_wei,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def ready(server: Any) -> None:
+        bound = server.server_address
+        click.echo(
+            f"relayer {r.address} serving http://{bound[0]}:{bound[1]}/ for factory {r.factory.address}"
+            f" (forwarder {r.forwarder}); sponsors deposits up to {limits.sponsor_max_wei} wei",
+            err=True,
+        )
+
+    try:
+        serve(r, host, port, stop=stop, interval=interval, forwarded_header=forwarded_header, on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise InputError(f"cannot serve on {host}:{port} ({exc.strerror}): pick another --port or --host") from exc
+    finally:
+        r.close()
 
 
 # ─── Entry point ─────────────────────────────────────────────────────────────────────

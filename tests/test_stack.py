@@ -50,7 +50,7 @@ def wait_mail(port: int, count: int, timeout: float = 120) -> list[dict[str, Any
 
 
 def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("ANVIL", "SMTP", "MAIL", "DAPP")}
+    ports = {name: free_port() for name in ("ANVIL", "SMTP", "MAIL", "DAPP", "RELAYER")}
     env = os.environ | {f"SPARTACUS_{k}_PORT": str(v) for k, v in ports.items()}
     run_dir = ROOT / ".run"
     stack = subprocess.Popen(
@@ -74,7 +74,7 @@ def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> Non
         assert any("==> ready" in line for line in output), "".join(output)
         info = json.loads((run_dir / "stack.json").read_text())
         pids = json.loads((run_dir / "pids.json").read_text())
-        assert set(pids) == {"anvil", "keeper0", "keeper1", "keeper2", "mailsink", "relay", "dapp"}
+        assert set(pids) == {"anvil", "keeper0", "keeper1", "keeper2", "mailsink", "relayer", "relay", "dapp"}
         assert all(alive(pid) for pid in pids.values())
         banner = "".join(output)
         assert info["dapp"] in banner and info["mail"] in banner and "TEST::3" in banner

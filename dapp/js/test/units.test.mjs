@@ -1,0 +1,62 @@
+// Unit tests of the browser module under Node: `node --test dapp/js/test/*.test.mjs`.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as lib from "../crypto.js";
+import { ask, built, sendBuilt, ALLOWED } from "../wallet.js";
+import { simpleCall } from "../calldata.js";
+
+const roster = (message) => ({
+  members: [{ index: 0, name: "Ana; Müller, A.", contact: { email: "ana@example.org", signal: "+41 79 000" }, message, late: false }],
+  instructions: null, skipped: [], release_problems: [], late_joiner: false,
+});
+
+test("a bare carriage return in a message cannot start a second vCard", () => {
+  const vcf = lib.rosterVcards(roster("hi\rEND:VCARD\rBEGIN:VCARD\rFN:The organizer\r\nTEL:+1"), "Drive");
+  assert.equal(vcf.split("\r\n").filter((l) => l.startsWith("BEGIN:VCARD")).length, 1);
+  assert.equal(vcf.match(/BEGIN:VCARD/g).length, 1 + 1); // the forged one is inside the escaped NOTE, not a line
+  assert.ok(!/\r(?!\n)/.test(vcf), "a bare \\r survived");
+  assert.ok(!/\n(?!\s)/.test(vcf.replace(/\r\n(?=[A-Z ]|$)/g, "")), "a bare \\n survived");
+  for (const line of vcf.split("\r\n")) assert.ok(new TextEncoder().encode(line).length <= 75, line);
+  assert.match(vcf, /FN:Ana\\; Müller\\, A\./);
+});
+
+test("CSV cells a spreadsheet would run are defused; phone numbers are left alone", () => {
+  const csv = lib.rosterCsv({ ...roster('=HYPERLINK("http://x")'), members: [{ ...roster("").members[0], message: '=HYPERLINK("http://x")' }] });
+  assert.match(csv, /"'=HYPERLINK\(""http:\/\/x""\)"/);
+  assert.match(csv, /,\+41 79 000,/);
+});
+
+test("a member key file of another campaign or chain is refused with the reason", () => {
+  const pair = lib.generateKeyPair();
+  const campaign = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+  const bytes = lib.memberKeyFileBytes(pair, campaign, 31337);
+  assert.equal(lib.parseMemberKeyFile(bytes, { campaign, chainId: 31337 }).address, pair.address);
+  assert.throws(() => lib.parseMemberKeyFile(bytes, { campaign: "0x" + "11".repeat(20), chainId: 31337 }), /serves one campaign only/);
+  assert.throws(() => lib.parseMemberKeyFile(bytes, { campaign, chainId: 1 }), /not chain 1/);
+  assert.throws(() => lib.parseMemberKeyFile(new TextEncoder().encode('{"version":1,"kind":"spartacus-keeper-key","private_key":"0x' + "11".repeat(32) + '"}'), {}), /keeper-key/);
+  assert.throws(() => lib.parseMemberKeyFile(new TextEncoder().encode("not json"), {}), /not JSON/);
+});
+
+test("the record is checked like the Python core's PledgeContent", () => {
+  assert.deepEqual(lib.pledgeContent({ name: "  Ana  ", contact: { email: " ana@example.org " }, message: "" }), { name: "Ana", contact: { email: "ana@example.org" }, message: null });
+  assert.throws(() => lib.pledgeContent({ name: " " }), /name is empty/);
+  assert.throws(() => lib.pledgeContent({ name: "A\u0007" }), /control character U\+0007/);
+  assert.throws(() => lib.pledgeContent({ name: "A", contact: { email: "nope" } }), /does not look like an e-mail/);
+  assert.throws(() => lib.pledgeContent({ name: "A", contact: { Email: "a@b.co" } }), /field name/);
+  assert.throws(() => lib.pledgeContent({ name: "A\uD800" }), /lone surrogate/);
+});
+
+test("the wallet bridge asks only for the methods the pages need, and sends only calls it built", async () => {
+  const calls = [];
+  const provider = { request: async ({ method, params }) => { calls.push(method); return method === "eth_chainId" ? "0x7a69" : "0x" + "ab".repeat(32); } };
+  for (const method of ["eth_sign", "personal_sign", "eth_signTypedData_v4", "wallet_addEthereumChain", "eth_call"]) {
+    await assert.rejects(ask(provider, method), /never asks a wallet/);
+  }
+  assert.deepEqual([...ALLOWED].sort(), ["eth_accounts", "eth_chainId", "eth_requestAccounts", "eth_sendTransaction", "wallet_switchEthereumChain"]);
+  const forged = { to: "0x5FbDB2315678afecb367f032d93F642f64180aa3", data: "0x3ccfd60b", value: 0n };
+  await assert.rejects(sendBuilt(provider, forged, "0x" + "22".repeat(20), 31337), /not built by this page/);
+  assert.deepEqual(calls, []);
+  const hash = await sendBuilt(provider, built(simpleCall("withdraw", forged.to)), "0x" + "22".repeat(20), 31337);
+  assert.equal(hash.length, 66);
+  assert.deepEqual(calls, ["eth_chainId", "eth_sendTransaction"]);
+});
