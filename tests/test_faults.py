@@ -289,7 +289,7 @@ def test_state_file_of_another_factory_is_refused(net: Deployment) -> None:
 def test_keepers_and_relay_killed_20_times_during_a_reveal(net: Deployment) -> None:
     """Keepers, then the relay, SIGKILLed 20 times in all while the reveal is being released
     and mailed: in the end every member reads the full roster and got exactly one email."""
-    from test_relay import Gate, Mailbox
+    from relay_helpers import Gate, Mailbox
 
     campaign = big_campaign(net, size=8)
     emails = {"olga@example.org"} | {f"member.{i}@example.org" for i in range(8)}
