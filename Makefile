@@ -6,7 +6,7 @@ VENV := .venv/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup setup-test run test test-fast lint bench bench-gas bench-crypto bench-load bench-dapp compile clean
+.PHONY: setup setup-test run test test-fast lint bench bench-gas bench-crypto bench-load bench-dapp bench-soak compile clean
 
 setup:
 	@tools/setup.sh
@@ -53,6 +53,10 @@ bench-crypto: setup
 ## A campaign of 10,000 pledges on anvil: fill, reveal, releases, roster.
 bench-load: setup
 	$(VENV)/python -m bench.bench_load $(ARGS)
+
+## Keepers behind lying, capped and flaky nodes, SIGKILLed 100 times (ARGS="--kills 300" for more).
+bench-soak: setup
+	$(VENV)/python -m bench.bench_soak $(ARGS)
 
 ## The campaign page's render time with 1,000 pledges.
 bench-dapp: setup-test

@@ -360,7 +360,9 @@ def run(
 
         status = campaign.status()
         result.final_count, result.total_pledges = status.count, status.total_pledges
-        result.threshold_events = len(list(client.logs(address, ["ThresholdReached"])))
+        result.threshold_events = len(
+            list(client.logs(address, ["ThresholdReached"], from_block=campaign.created.block_number))
+        )
         result.balance = client.balance(address)
         result.deposits_owed = DEPOSIT * (status.count + withdrawn)  # live pledges, and withdrawn ones unrefunded
 

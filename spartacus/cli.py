@@ -32,6 +32,7 @@ from .inputs import LATE_JOINER_CHOICES, parse_contacts, parse_deadline
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_INSTRUCTIONS_BYTES = 48_000
+MIN_RELEASE_BYTES = 313  # spartacus.release.MIN_RELEASE_BYTES, restated to keep this module's imports light
 
 # ─── Shared options and helpers ──────────────────────────────────────────────────────
 
@@ -124,15 +125,42 @@ def _send_relayed(
 
 
 def _connected(fn: F) -> F:
-    """Runs the command inside a network connection, passing a ChainClient as ``client``."""
+    """Runs the command inside a network connection, passing a ChainClient as ``client``; a node
+    that is down fails the command at once, with a one-line reason."""
+    return _connecting(fn, wait=False)
 
+
+def _connected_waiting(fn: F) -> F:
+    """:func:`_connected` for the long-running commands: a node that is down is waited for with
+    the listeners' backoff (from the command's ``--interval``, doubling up to 30 s) instead of
+    failing at once; SIGTERM while waiting ends the command quietly. ``--once`` never waits."""
+    return _connecting(fn, wait=True)
+
+
+def _connecting(fn: F, *, wait: bool) -> F:
     @wraps(fn)
     def wrapper(*args: Any, network: str | None, **kwargs: Any) -> Any:
         from ._ape import connect
+        from ._exceptions import RPCUnavailable
         from .chain import ChainClient
 
-        with connect(network) as w3:
+        waiting = wait and not kwargs.get("once", False)
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if waiting else None
+        try:
+            context = connect(network, wait=waiting, interval=float(kwargs.get("interval") or 5.0), stop=stop)
+            w3 = context.__enter__()
+        except RPCUnavailable:
+            if stop.is_set():
+                return None  # stopped while waiting for the node
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        try:
             return fn(*args, client=ChainClient(w3), **kwargs)
+        finally:
+            context.__exit__(None, None, None)
 
     return wrapper  # type: ignore[return-value]
 
@@ -655,17 +683,38 @@ def keeper_init(key_file: str, as_json: bool) -> None:
 @click.option("--confirmations", type=int, default=None, help="Blocks to wait after a reveal (default: 0 local, 12).")
 @click.option("--state", "state_path", type=click.Path(), help="SQLite state (default: KEY_FILE.state.sqlite).")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between passes.")
-@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option("--once", is_flag=True, help="Process what is there, then exit (5: its node was not believed).")
 @click.option(
     "--max-release-bytes",
-    type=click.IntRange(142, 32_768),
+    type=click.IntRange(MIN_RELEASE_BYTES, 32_768),
     default=20_000,
     show_default=True,
     help="Largest release per transaction.",
 )
+@click.option(
+    "--max-fee-gwei",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Most a release may offer per gas, in gwei, replacements included (default: no cap). A release "
+    "stuck behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
+)
+@click.option(
+    "--also-network",
+    "also_networks",
+    multiple=True,
+    help="Another node (RPC URL) to ask every read pinned to a block: the keeper acts only on what all its nodes "
+    "agree on, and refuses, loudly, when they differ (repeat for more).",
+)
+@click.option(
+    "--stuck-blocks",
+    type=click.IntRange(1, 10_000),
+    default=3,
+    show_default=True,
+    help="Blocks a release may stay unmined before it is replaced with a higher fee.",
+)
 @network_option
 @json_option
-@_connected
+@_connected_waiting
 def keeper_run(
     client: Any,
     as_json: bool,
@@ -676,14 +725,28 @@ def keeper_run(
     interval: float,
     once: bool,
     max_release_bytes: int,
+    max_fee_gwei: float | None,
+    stuck_blocks: int,
+    also_networks: Sequence[str],
 ) -> None:
-    """Watch the factory's campaigns that name this key; release after their reveal."""
+    """Watch the factory's campaigns that name this key; release after their reveal.
+
+    Starts while the node is down and waits for it; keeps running through outages, fee spikes
+    and an empty wallet (it says which address to fund, and how much), and resumes by itself.
+    """
+    from ._fees import GWEI, FeePolicy
     from .keeper import Keeper
     from .keys import KIND_KEEPER, load_key_file
 
     key = load_key_file(key_file, KIND_KEEPER)
     if confirmations is not None and confirmations < 0:
         raise InputError("--confirmations must be 0 or more")
+    if interval <= 0:
+        raise InputError("--interval must be positive")
+    max_fee = None if max_fee_gwei is None else int(max_fee_gwei * GWEI)
+    client.fee_policy = FeePolicy(max_fee=max_fee, stuck_blocks=stuck_blocks)
+    if also_networks:
+        _add_quorum(client, also_networks)
     k = Keeper(
         client,
         key,
@@ -710,9 +773,41 @@ def keeper_run(
                 "transactions": report.transactions,
                 "closed": report.closed,
                 "skipped": {c: [list(s) for s in v] for c, v in report.skipped.items()},
+                "refused": report.refused,
             },
             f"keeper {key.address}: {len(report.transactions)} release transaction(s)",
         )
+        if report.refused:
+            raise NodeMismatchExit(
+                f"refused to release for {len(report.refused)} campaign(s): the node's logs disagree with the"
+                " contract's storage (see the log above); check --network or use another provider"
+            )
+
+
+def _add_quorum(client: Any, urls: Sequence[str]) -> None:
+    """Puts ``client`` behind its own node and every URL of ``urls`` (:mod:`spartacus._quorum`)."""
+    from web3 import Web3
+
+    from ._quorum import QuorumProvider
+
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"--also-network {url!r}: give an http:// or https:// RPC URL")
+    extra = [Web3.HTTPProvider(url, request_kwargs={"timeout": 30}) for url in urls]
+    names = ["--network", *(f"--also-network {url}" for url in urls)]
+    chain_id = client.chain_id  # the primary's, before the quorum compares it
+    client.w3 = Web3(QuorumProvider([client.w3.provider, *extra], names))
+    for provider, url in zip(extra, urls, strict=True):
+        try:
+            other = int(Web3(provider).eth.chain_id)
+        except Exception as exc:  # noqa: BLE001 - requests raises many kinds
+            raise InputError(f"--also-network {url}: cannot reach it ({exc.__class__.__name__})") from exc
+        if other != chain_id:
+            raise InputError(f"--also-network {url} is chain {other}, --network is chain {chain_id}")
+
+
+class NodeMismatchExit(SpartacusError):
+    """``keeper run --once`` refused to act on what its node said (exit status 5)."""
 
 
 # ─── Relayer ─────────────────────────────────────────────────────────────────────────
@@ -849,6 +944,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotRevealedError as exc:
         click.echo(f"spartacus: {exc.message}", err=True)
         return 4
+    except NodeMismatchExit as exc:
+        click.echo(f"spartacus: {exc.message}", err=True)
+        return 5
     except SpartacusError as exc:
         click.echo(f"spartacus: {exc.message}", err=True)
         return 1

@@ -17,14 +17,21 @@ for campaigns that name its public key and, for each one:
 
 What has been published is read back from the chain itself (index sets are in clear), and
 the release keys are derived from the keeper's own key, so a restart never publishes the
-same share or grant twice. The SQLite state holds what the chain cannot: the scan cursor,
-the pledges this keeper cannot open, and a journal of signed transactions that were sent
-but not yet seen mined, which is re-broadcast (same nonce, same hash) rather than rebuilt
-after a crash.
+same share or grant twice. The SQLite state holds what the chain cannot: the scan cursor
+(saved chunk by chunk), the log chunk the node accepts, the pledges this keeper cannot open,
+and a journal of signed transactions that were sent but not yet seen mined. A journaled
+transaction is re-broadcast, or replaced with the same nonce and a higher fee while it is
+stuck, never rebuilt: only one version of it can be mined, and nothing new is published
+while the journal holds an unmined one.
+
+A keeper runs for months: an unreachable node, an empty wallet, a fee spike or a failed pass
+is logged and retried (the node with a backoff); it never ends the process nor leaves the
+journal behind, and the next pass resumes a half-published release.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -33,13 +40,37 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from ._exceptions import ChainError, DecryptionError, EnvelopeError, InputError, RPCUnavailable, SpartacusError
+from ._exceptions import (
+    ChainError,
+    ContractRevert,
+    DecryptionError,
+    EnvelopeError,
+    InputError,
+    InsufficientFunds,
+    RPCUnavailable,
+    SpartacusError,
+    TransactionPending,
+)
+from ._fees import format_wei
 from ._listener_state import check_identity, lock, open_state, transaction
-from .chain import CampaignClient, CampaignStatus, ChainClient, FactoryClient, KeySigner, keeper_address, pledge_digest
+from ._quorum import NodesDisagree
+from .chain import (
+    CampaignClient,
+    CampaignStatus,
+    ChainClient,
+    FactoryClient,
+    KeySigner,
+    NonceTaken,
+    Sent,
+    _created,
+    keeper_address,
+    pledge_digest,
+)
 from .envelope import ROLE_INSTRUCTIONS, open_share, parse
 from .keys import KeyPair
 from .release import LATE_KEY, ROSTER_KEY, Entry, build_release, published_by
@@ -70,10 +101,24 @@ CREATE TABLE IF NOT EXISTS unreadable (       -- pledges whose share this keeper
     campaign TEXT NOT NULL, pledge_index INTEGER NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (campaign, pledge_index)
 );
-CREATE TABLE IF NOT EXISTS inflight (         -- signed, sent, not yet seen mined
-    tx_hash TEXT PRIMARY KEY, campaign TEXT NOT NULL, raw BLOB NOT NULL, created REAL NOT NULL
+CREATE TABLE IF NOT EXISTS inflight (         -- signed, sent, not yet seen mined: every version
+    tx_hash TEXT PRIMARY KEY, campaign TEXT NOT NULL, raw BLOB NOT NULL, created REAL NOT NULL,
+    nonce INTEGER, tx TEXT                    -- one nonce per release; tx: its fields (JSON), to re-price it
 );
 """
+# Columns added to the journal since the first v2 state files.
+_MIGRATIONS = {"inflight": {"nonce": "INTEGER", "tx": "TEXT"}}
+
+
+def _tx_json(tx: dict[str, Any]) -> str:
+    return json.dumps({k: HexBytes(v).to_0x_hex() if isinstance(v, bytes) else v for k, v in tx.items()})
+
+
+def _tx_from_json(text: str) -> dict[str, Any]:
+    tx: dict[str, Any] = json.loads(text)
+    if "data" in tx:
+        tx["data"] = HexBytes(tx["data"])
+    return tx
 
 
 @dataclass
@@ -192,6 +237,8 @@ class Keeper:
                 self.state_path,
                 {"keeper": self.key.address, "factory": self.factory.address, "chain_id": str(client.chain_id)},
             )
+            self._migrate()
+            self._load_log_window()
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -203,6 +250,40 @@ class Keeper:
         self.db.close()
         os.close(self._lock_fd)
 
+    def _migrate(self) -> None:
+        for table, columns in _MIGRATIONS.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _load_log_window(self) -> None:
+        """The log chunk (and range cap) this node accepted last time: no re-learning per start."""
+        chunk, limit = self._meta("log_chunk"), self._meta("log_range_limit")
+        if limit:
+            self.client.log_range_limit = int(limit)
+        if chunk:
+            self.client.log_chunk = self.client._clamp(int(chunk))
+
+    def _save_log_window(self) -> None:
+        limit = self.client.log_range_limit
+        if self._meta("log_chunk") != str(self.client.log_chunk) or self._meta("log_range_limit") != (
+            str(limit) if limit else None
+        ):
+            with self._tx() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_chunk', ?)", (str(self.client.log_chunk),)
+                )
+                if limit:
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('log_range_limit', ?)", (str(limit),))
+
     # ─── The loop ──────────────────────────────────────────────────────────────────
 
     def run(
@@ -213,7 +294,12 @@ class Keeper:
         max_backoff: float = 30.0,
         stop: threading.Event | None = None,
     ) -> KeeperReport:
-        """Passes until ``stop`` is set (or one pass with ``once``); RPC outages back off and retry."""
+        """Passes until ``stop`` is set (or one pass with ``once``, which raises what it meets).
+
+        Nothing a network does ends the loop: an unreachable or throttling node is retried
+        with a doubling delay (``interval`` up to ``max_backoff``), an empty wallet is reported
+        (address and amount) at every pass until it is funded, a transaction stuck at the fee
+        cap is waited for, and any other failed pass is logged and retried with the backoff."""
         stop = stop or threading.Event()
         delay = interval
         while not stop.is_set():
@@ -225,10 +311,39 @@ class Keeper:
             except RPCUnavailable as exc:
                 if once:
                     raise
-                log.warning("node unreachable (%s); retrying in %.0f s", exc.message, delay)
+                log.warning("node unreachable (%s); retrying in %.3g s", exc.message, delay)
                 delay = min(max(delay, interval) * 2, max_backoff)
+            except InsufficientFunds as exc:
+                if once:
+                    raise
+                log.error(
+                    "%s; retrying every %.3g s, it resumes by itself once funded", self._funds_message(exc), interval
+                )
+                delay = interval
+            except TransactionPending as exc:
+                if once:
+                    raise
+                log.warning("%s", exc.message)
+                delay = interval
+            except ChainError as exc:
+                if once:
+                    raise
+                log.error("pass failed: %s; retrying in %.3g s", exc.message, delay)
+                delay = min(max(delay, interval) * 2, max_backoff)
+            finally:
+                self._save_log_window()
             stop.wait(delay)
         return KeeperReport()
+
+    def _funds_message(self, exc: InsufficientFunds) -> str:
+        address = exc.context.get("address") or self.signer.address
+        if "needed" in exc.context:
+            return f"keeper out of funds: {exc.message}"
+        try:
+            balance = format_wei(self.client.balance(address))
+        except RPCUnavailable:
+            balance = "unknown"
+        return f"keeper out of funds: {address} (balance {balance}) cannot pay for its next release ({exc.message})"
 
     def run_once(self) -> KeeperReport:
         report = KeeperReport()
@@ -243,9 +358,10 @@ class Keeper:
         ).fetchall():
             try:
                 self._serve(CampaignClient(self.client, address), index, safe, report)
-            except NodeMismatch as exc:  # said loudly, acted on never; the next pass checks again
-                log.error("%s", exc.message)
-                report.refused[address] = exc.message
+            except (NodeMismatch, NodesDisagree) as exc:  # said loudly, acted on never; checked again next pass
+                message = exc.message if isinstance(exc, NodeMismatch) else f"campaign {address}: {exc.message}"
+                log.error("%s", message)
+                report.refused[address] = message
             except (ChainError, RPCUnavailable):
                 raise
             except SpartacusError as exc:  # one bad campaign never stops the others
@@ -256,23 +372,30 @@ class Keeper:
     # ─── Discovery ─────────────────────────────────────────────────────────────────
 
     def _discover(self, safe: int, report: KeeperReport) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'scanned'").fetchone()
-        start = int(row[0]) + 1 if row else self.factory.deployed_at
+        """New campaigns that name this keeper, from the scan cursor (the factory's deployment
+        block at first) to ``safe``; the cursor is saved after every chunk of blocks."""
+        scanned = self._meta("scanned")
+        start = int(scanned) + 1 if scanned else self.factory.deployed_at
         if start > safe:
             return
         mine = self.key.public_key
-        for created in self.factory.campaigns(from_block=start, to_block=safe):
-            if mine not in created.config.keepers:
-                continue
-            index = created.config.keepers.index(mine)
-            inserted = self.db.execute(
-                "INSERT OR IGNORE INTO campaigns (address, keeper_index, created_block) VALUES (?, ?, ?)",
-                (created.campaign, index, created.block_number),
-            ).rowcount
-            if inserted:
-                report.discovered.append(created.campaign)
-                log.info("watching campaign %s (keeper #%d)", created.campaign, index)
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scanned', ?)", (str(safe),))
+        for stop, page in self.client.log_pages(
+            self.factory.address, ["CampaignCreated"], from_block=start, to_block=safe
+        ):
+            with self._tx() as db:
+                for entry in page:
+                    created = _created(entry)
+                    if mine not in created.config.keepers:
+                        continue
+                    index = created.config.keepers.index(mine)
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO campaigns (address, keeper_index, created_block) VALUES (?, ?, ?)",
+                        (created.campaign, index, created.block_number),
+                    ).rowcount
+                    if inserted:
+                        report.discovered.append(created.campaign)
+                        log.info("watching campaign %s (keeper #%d)", created.campaign, index)
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scanned', ?)", (str(stop),))
 
     # ─── One campaign ──────────────────────────────────────────────────────────────
 
@@ -289,7 +412,8 @@ class Keeper:
         ctx = campaign.context()
         pledges = campaign.pledges(to_block=safe)
         self.db.execute("UPDATE campaigns SET status = 'revealed' WHERE address = ?", (campaign.address,))
-        done = published_by(campaign.releases(to_block=safe), index, self.key.address)
+        # What this keeper published, up to the head: its own releases are younger than `safe`.
+        done = published_by(campaign.releases(), index, self.key.address)
         unreadable = {
             row[0]
             for row in self.db.execute(
@@ -383,34 +507,68 @@ class Keeper:
 
     # ─── Transactions, journaled ───────────────────────────────────────────────────
 
+    def _journal(self, campaign: str) -> Any:
+        def record(sent: Sent) -> None:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO inflight (tx_hash, campaign, raw, created, nonce, tx)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (sent.tx_hash, campaign, sent.raw, time.time(), int(sent.tx["nonce"]), _tx_json(sent.tx)),
+                )
+
+        return record
+
+    def _forget(self, nonce: int | None, tx_hash: str | None = None) -> None:
+        if nonce is None:
+            self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
+        else:
+            self.db.execute("DELETE FROM inflight WHERE nonce = ?", (nonce,))
+
     def _publish(self, campaign: CampaignClient, index: int, payload: bytes) -> str:
-        """Sends one release; journals the signed bytes first so a crash re-sends, not rebuilds."""
+        """Sends one release; every signed version is journaled before it is broadcast, so a crash
+        re-sends (or re-prices) it rather than building another."""
         tx = self.client.prepare(self.signer, campaign.address, campaign.encode_release(index, payload))
-        raw = self.signer.sign(tx)
-        tx_hash = HexBytes(self.client.w3.keccak(raw)).to_0x_hex()
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO inflight (tx_hash, campaign, raw, created) VALUES (?, ?, ?, ?)",
-                (tx_hash, campaign.address, raw, time.time()),
-            )
-        self.client.broadcast(raw)
-        self.client.wait(tx_hash)
-        self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
-        log.info("release %s mined (%d bytes) for %s", tx_hash, len(payload), campaign.address)
-        return tx_hash
+        nonce = int(tx["nonce"])
+        try:
+            result = self.client.send_prepared(self.signer, tx, journal=self._journal(campaign.address))
+        except (NonceTaken, ContractRevert):
+            self._forget(nonce)
+            raise
+        self._forget(nonce)
+        log.info("release %s mined (%d bytes) for %s", result.tx, len(payload), campaign.address)
+        return result.tx
 
     def _settle_inflight(self) -> None:
-        """After a crash: wait for journaled transactions (re-broadcasting them if lost)."""
-        for tx_hash, raw in self.db.execute("SELECT tx_hash, raw FROM inflight").fetchall():
-            if self.client.receipt(tx_hash) is None:
-                try:
-                    self.client.broadcast(bytes(raw))
-                except ChainError as exc:  # nonce used by another tx, or now refused: drop it
-                    log.warning("journaled release %s not re-sent: %s", tx_hash, exc.message)
-                    self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
-                    continue
-                try:
-                    self.client.wait(tx_hash)
-                except ChainError as exc:
-                    log.warning("journaled release %s failed: %s", tx_hash, exc.message)
-            self.db.execute("DELETE FROM inflight WHERE tx_hash = ?", (tx_hash,))
+        """Before anything new: every journaled release is mined, or its nonce went to another
+        transaction. Waits for each (re-broadcasting it if the node lost it, replacing it while it
+        is stuck); raises TransactionPending (the journal kept) when one is not mined in time."""
+        rows = self.db.execute(
+            "SELECT nonce, tx_hash, raw, tx, campaign FROM inflight ORDER BY nonce, created"
+        ).fetchall()
+        groups: dict[Any, list[Sent]] = {}
+        for nonce, tx_hash, raw, tx, _campaign in rows:
+            if nonce is None or tx is None:  # a journal row from before re-pricing: wait for it as it is
+                self._settle_legacy(tx_hash, bytes(raw))
+                continue
+            groups.setdefault(int(nonce), []).append(Sent(_tx_from_json(tx), tx_hash, bytes(raw)))
+        for nonce, versions in sorted(groups.items()):
+            campaign = next(str(r[4]) for r in rows if r[0] == nonce)
+            try:
+                result = self.client.wait_replacing(self.signer, versions, journal=self._journal(campaign))
+            except (NonceTaken, ContractRevert) as exc:
+                log.warning("journaled release (nonce %d) not mined: %s", nonce, exc.message)
+                self._forget(nonce)
+                continue
+            log.info("journaled release %s mined for %s", result.tx, campaign)
+            self._forget(nonce)
+
+    def _settle_legacy(self, tx_hash: str, raw: bytes) -> None:
+        if self.client.receipt(tx_hash) is None:
+            try:
+                self.client.broadcast(raw)
+                self.client.wait(tx_hash)
+            except TransactionPending:
+                raise
+            except ChainError as exc:
+                log.warning("journaled release %s not mined: %s", tx_hash, exc.message)
+        self._forget(None, tx_hash)

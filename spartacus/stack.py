@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .anvil import Anvil
+from .anvil import Anvil, detached_child
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -92,7 +92,16 @@ class Stack:
 
     def spawn(self, name: str, argv: list[str], cwd: Path = ROOT, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(argv, cwd=cwd, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT)
+        # Each child in its own process group: only this supervisor stops them (in order, by SIGTERM),
+        # whatever signal reaches the terminal's or the caller's group.
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=self.env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=detached_child,  # spawned from the main thread only
+        )
         self.processes.append((name, proc))
         self._write_pids()
         return proc
@@ -130,7 +139,7 @@ class Stack:
         os.chmod(self.run_dir, 0o700)
 
         say("starting anvil")
-        self.anvil = Anvil(port=self.anvil_port, log=self.run_dir / "logs" / "anvil.log").start()
+        self.anvil = Anvil(port=self.anvil_port, log=self.run_dir / "logs" / "anvil.log", detached=True).start()
         self._write_pids()
 
         say("deploying the factory")
@@ -282,20 +291,25 @@ Accounts (local test accounts, funded): TEST::0 deployer, TEST::1 Olga (organize
 TEST::9 the relayer, TEST::2 .. TEST::8 free to pledge. Ana pledged through the relayer,
 from a member key that holds no ether.
 
+The console command, from another terminal in this directory:
+
+  export SPARTACUS_NETWORK={rpc} SPARTACUS_FACTORY={factory}
+  .venv/bin/spartacus campaigns
+
 See the reveal within a minute: pledge the third one, from the dApp or here:
 
-  .venv/bin/spartacus pledge {campaign} --network {rpc} \\
+  .venv/bin/spartacus pledge {campaign} \\
       --name "Your name" --contact email=you@example.org \\
       --member-key-file you.key --account TEST::3
 
 or with no wallet at all (your member key signs, the relayer sends and pays):
 
-  .venv/bin/spartacus pledge {campaign} --network {rpc} \\
+  .venv/bin/spartacus pledge {campaign} \\
       --name "Your name" --contact email=you@example.org \\
       --member-key-file you.key --relayer {relayer}
 
 then watch the keepers release, the relay service write to every member ({mail}),
-and read the roster: .venv/bin/spartacus roster {campaign} --network {rpc} --member-key-file you.key
+and read the roster: .venv/bin/spartacus roster {campaign} --member-key-file you.key
 
 Logs and keys: {run_dir}. Ctrl-C stops everything.
 """
@@ -309,7 +323,10 @@ def main() -> int:
         stopping["signal"] = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C, SIGTERM and a hang-up stop the stack cleanly, also when it was started in the
+    # background (`setsid make run &`), where SIGINT comes in ignored and Python would keep it so.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         info = stack.start()
         print(BANNER.format(**info), flush=True)
