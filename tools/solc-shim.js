@@ -66,7 +66,17 @@ function main() {
     }
     return { error: `File not found: ${importPath} (searched ${roots.join(', ')})` };
   };
-  const output = solc.compile(readStdin(), { import: findImports });
+  let input = readStdin();
+  if (process.env.SOLC_SHIM_VIA_IR === '1') {
+    // Slither builds its own standard JSON without the project's settings: compile the way
+    // `ape compile` does (ape-config.yaml: via_ir with the optimizer), or the contracts do not fit.
+    const json = JSON.parse(input);
+    json.settings = json.settings || {};
+    json.settings.viaIR = true;
+    json.settings.optimizer = { ...(json.settings.optimizer || {}), enabled: true };
+    input = JSON.stringify(json);
+  }
+  const output = solc.compile(input, { import: findImports });
   process.stdout.write(output);
   return 0;
 }
