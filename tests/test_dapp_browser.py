@@ -174,7 +174,8 @@ def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[by
 
 @contextlib.contextmanager
 def serve_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Live]:
-    """anvil, the factory, three keepers, the real relayer and the dApp (``streamlit run``)."""
+    """anvil, the factory, three keepers, the real relayer and the dApp (``streamlit run``); in
+    ``extra_env``'s values, ``{rpc}`` is anvil's URL."""
     with Anvil(extra=["--accounts", "10"], log=tmp / "anvil.log") as node:
         client = ChainClient(Web3(Web3.HTTPProvider(node.url)))
         factory, _ = FactoryClient.deploy(client, KeySigner(dev_key(0)))
@@ -199,7 +200,7 @@ def serve_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[
                 "SPARTACUS_RELAYER": relayer_url,
                 "SPARTACUS_RELAY_SERVICE": "0x" + relay_service.compressed.hex(),
                 "SPARTACUS_RELAY_NAME": "Union office",
-            } | (extra_env or {})
+            } | {k: v.replace("{rpc}", node.url) for k, v in (extra_env or {}).items()}
             server, url = start_streamlit(env, tmp / "streamlit.log")
             try:
                 yield Live(url, node.url, factory.address, factory.forwarder, client, env, tmp, relayer_url, keepers,

@@ -49,14 +49,51 @@ test("the record is checked like the Python core's PledgeContent", () => {
 test("the wallet bridge asks only for the methods the pages need, and sends only calls it built", async () => {
   const calls = [];
   const provider = { request: async ({ method, params }) => { calls.push(method); return method === "eth_chainId" ? "0x7a69" : "0x" + "ab".repeat(32); } };
-  for (const method of ["eth_sign", "personal_sign", "eth_signTypedData_v4", "wallet_addEthereumChain", "eth_call"]) {
+  for (const method of ["eth_sign", "personal_sign", "eth_signTypedData_v4", "eth_call", "wallet_watchAsset"]) {
     await assert.rejects(ask(provider, method), /never asks a wallet/);
   }
-  assert.deepEqual([...ALLOWED].sort(), ["eth_accounts", "eth_chainId", "eth_requestAccounts", "eth_sendTransaction", "wallet_switchEthereumChain"]);
+  assert.deepEqual([...ALLOWED].sort(), ["eth_accounts", "eth_chainId", "eth_estimateGas", "eth_gasPrice", "eth_requestAccounts",
+    "eth_sendTransaction", "wallet_addEthereumChain", "wallet_switchEthereumChain"]);
   const forged = { to: "0x5FbDB2315678afecb367f032d93F642f64180aa3", data: "0x3ccfd60b", value: 0n };
   await assert.rejects(sendBuilt(provider, forged, "0x" + "22".repeat(20), 31337), /not built by this page/);
   assert.deepEqual(calls, []);
   const hash = await sendBuilt(provider, built(simpleCall("withdraw", forged.to)), "0x" + "22".repeat(20), 31337);
   assert.equal(hash.length, 66);
   assert.deepEqual(calls, ["eth_chainId", "eth_sendTransaction"]);
+});
+
+test("fees read in the currency with 4 significant digits, never in exponent notation", async () => {
+  const { formatAmount } = await import("../pages.js");
+  assert.equal(formatAmount(87_412n * 1_875_000_000n), "0.0001639"); // 87,412 gas × 1.875 gwei
+  assert.equal(formatAmount(1_875_000_000n, 9), "1.875");
+  assert.equal(formatAmount(50_000_000n, 9), "0.05");
+  assert.equal(formatAmount(123_456_789n * 10n ** 18n), "123500000");
+  assert.equal(formatAmount(10n ** 18n), "1");
+  assert.equal(formatAmount(99_996n * 10n ** 13n), "1"); // 0.99996 rounds up to 1
+  assert.equal(formatAmount(0n), "0");
+});
+
+test("a refusal the estimate meets is said in words, from wherever the wallet put the revert data", async () => {
+  const { revertText } = await import("../calldata.js");
+  const { encodeErrorResult } = await import("viem");
+  const { ERRORS } = await import("../calldata.js");
+  const data = encodeErrorResult({ abi: ERRORS, errorName: "CampaignAlreadyPledged", args: ["0x" + "22".repeat(20), 3n] });
+  for (const e of [{ data }, { data: { data } }, { data: { originalError: { data } } }]) {
+    assert.match(revertText(e), /CampaignAlreadyPledged.*already has a pledge here \(pledge #4\).*Nothing was signed or sent/);
+  }
+  assert.equal(revertText({ message: "execution reverted" }), null);
+  assert.equal(revertText({ data: "0xdeadbeef" }), null);
+});
+
+test("a wallet that does not know the chain is told apart from other refusals", async () => {
+  const { unknownChain } = await import("../wallet.js");
+  assert.ok(unknownChain({ code: 4902 }));
+  assert.ok(unknownChain({ code: -32603, data: { originalError: { code: 4902 } } }));
+  assert.ok(unknownChain({ code: -32603, message: 'Unrecognized chain ID "0x7a69". Try adding the chain first.' }));
+  assert.ok(!unknownChain({ code: 4001, message: "User rejected the request." }));
+});
+
+test("roster rows number pledges from one, as the pages do", () => {
+  assert.deepEqual(lib.rosterRows(roster("hi")).map((r) => r.pledge), [1]);
+  assert.match(lib.rosterCsv(roster("hi")), /\r\n1,/);
 });
