@@ -100,11 +100,16 @@ def _head(network: str | None, interval: int) -> tuple[int, int]:
     return C.head(_connection(network).client)
 
 
-def head() -> tuple[int, int]:
-    """``(latest block, now)``, shared by every session for one refresh interval."""
+def head(at_least: int = 0) -> tuple[int, int]:
+    """``(latest block, now)``, shared by every session for one refresh interval; read again when
+    the shared one is older than block ``at_least`` (a campaign created since: it has no code there)."""
     s = settings()
     client()
-    return _head(s.network, int(time.time() // s.refresh))
+    got = _head(s.network, int(time.time() // s.refresh))
+    if got[0] < at_least:
+        fresh_head()
+        got = _head(s.network, int(time.time() // s.refresh))
+    return got
 
 
 def fresh_head() -> None:
@@ -119,7 +124,7 @@ def _live_reads(network: str | None, address: str, block: int) -> C.Live:
 
 def live(address: str) -> C.Live:
     """A campaign's live state as of the shared latest block (one set of reads per block)."""
-    block, now = head()
+    block, now = head(_campaign(settings().network, address)[1].created_block)
     return dataclasses.replace(_live_reads(settings().network, address, block), now=now)
 
 

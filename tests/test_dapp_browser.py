@@ -577,12 +577,12 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     frame = component(dan)
     send_with(frame, "A browser wallet")
     connect_wallet(dan, frame, dan_address)
-    see(frame, re.compile(r"pledge #1, live"))
+    see(frame, re.compile(r"pledge #2, live"))  # the organizer's record is #1
     frame.get_by_role("button", name="Withdraw my pledge").click()
     see(dan, "Withdrawn: your pledge will never be revealed.")
     assert c.pledge_of(dan_address)[1] == "withdrawn"
     frame = component(dan)
-    see(frame, re.compile(r"pledge #1, withdrawn"))
+    see(frame, re.compile(r"pledge #2, withdrawn"))
     frame.get_by_role("button", name="Refund my deposit").click()
     see(dan, "Refunded: the deposit is back.")
 
@@ -804,7 +804,7 @@ def test_a_foreign_window_that_frames_or_opens_the_dapp_cannot_make_it_call_the_
         with foreign.expect_download():
             frame.get_by_role("button", name="Save my member key file").click()
         frame.get_by_role("button", name="Seal and pledge").click()
-        frame.get_by_text("Sent: waiting").or_(frame.get_by_text("Pledged")).first.wait_for(timeout=TIMEOUT_MS)
+        frame.get_by_text("Submitted: waiting").or_(frame.get_by_text("Pledged")).first.wait_for(timeout=TIMEOUT_MS)
         calls = frame.evaluate("window.__walletCalls")
         sends = [call for call in calls if call["method"] == "eth_sendTransaction"]
         assert [s["params"][0]["to"].lower() for s in sends] == [campaign.lower()], calls
@@ -882,7 +882,7 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
     goto(page, f"{live.url}/withdraw?campaign={campaign}")
     frame = component(page)
     frame.locator('input[name="member-key-file"]').set_input_files(str(live.tmp / "pia.key"))
-    see(frame, re.compile(r"pledge #1, live"))
+    see(frame, re.compile(r"pledge #2, live"))  # the organizer's record is #1
     frame.get_by_role("button", name="Withdraw my pledge").click()
     see(page, "Withdrawn: your pledge will never be revealed.")
     assert c.pledge_of(pia.address)[1] == "withdrawn" and live.client.balance(pia.address) == 0
