@@ -37,7 +37,8 @@ The page at scale (``--scale-only`` measures just this; ``--sessions``, ``--watc
   a proxy in front of it, while one browser session, then ``--sessions`` (50) sessions, watch one
   campaign's live page for ``--watch`` seconds (60) with the default refresh (2 s); a pledge lands
   every 10 s in both windows (sent straight to anvil, not counted), so the page has news to read.
-  Target: ``scale_ratio`` (many / one) <= 2. The sessions are headless pages of one Chromium, in
+  Target: ``scale_ratio`` (many / one) <= 2. Each window starts 10 s after the sessions opened
+  (their first visit is not counted). The sessions are headless pages of one Chromium, in
   five contexts (cookies, storage and WebSockets of their own); each must show the last pledge's
   count at the end of the window, or the run fails: every session was live, not asleep.
 """
@@ -484,13 +485,21 @@ class Pledger:
         self.thread.join(timeout=30)
 
 
+WARM_S = 10.0
+
+
 def _watch(proxy: CountingProxy, pledger_args: tuple[Any, ...], seconds: float) -> tuple[collections.Counter[str], int]:
-    """Counts the requests of ``seconds`` of watching while pledges land; ``(counts, pledges)``."""
-    proxy.take()
+    """Counts the requests of ``seconds`` of watching while pledges land, after ``WARM_S`` of
+    watching that is not counted (a session's first visit reads the count history once per
+    server); ``(counts, pledges)``."""
     with Pledger(*pledger_args) as pledger:
+        time.sleep(WARM_S)
+        proxy.take()
+        sent = pledger.sent
         time.sleep(seconds)  # the measured window: the sessions refresh on their own meanwhile
         counts = proxy.take()
-    return counts, pledger.sent
+        sent = pledger.sent - sent
+    return counts, sent
 
 
 def measure_scale(sessions: int = 50, watch: float = 60.0) -> dict[str, Any]:

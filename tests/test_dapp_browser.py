@@ -240,7 +240,9 @@ def browser(chromium: str, live: Live) -> Iterator[Any]:
 # by default two (the first forwards to anvil's unlocked accounts, the second refuses
 # everything). Each wallet of ``cfg.wallets`` may not know the chain at first (it is then on
 # chain 1 and answers wallet_switchEthereumChain with 4902 until wallet_addEthereumChain), or
-# reject requests with 4001 (``reject``: transactions; ``rejectConnect``: the connection too).
+# reject requests with 4001 (``reject``: transactions; ``rejectConnect``: the connection too), or
+# sign messages with fresh randomness each time (``nondeterministic``, as some hardware and
+# smart-contract wallets; otherwise anvil signs, deterministically).
 # Every call is recorded in window.__walletCalls of the frame that made it, with the text that
 # frame showed at that moment.
 WALLET = """
@@ -288,6 +290,14 @@ WALLET = """
           case "eth_estimateGas": case "eth_gasPrice": case "eth_blockNumber": case "eth_getTransactionReceipt":
             if (chainOf() !== cfg.chainId) throw fail(-32603, "the test wallet only reaches chain " + cfg.chainId);
             return rpc(method, params);
+          case "personal_sign": {
+            if (!connected()) throw fail(4100, "The requested account has not been authorized by the user.");
+            if (w.nondeterministic) {  // as a wallet that signs with fresh randomness each time
+              const bytes = crypto.getRandomValues(new Uint8Array(65));
+              return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+            }
+            return rpc(method, params);  // anvil signs for its unlocked accounts (RFC 6979: deterministic)
+          }
           case "eth_sendTransaction":
             if (!connected()) throw fail(4100, "The requested account has not been authorized by the user.");
             if (chainOf() !== cfg.chainId) throw fail(-32603, "sent on the wrong chain: " + chainOf());
@@ -318,7 +328,8 @@ ICON = "data:image/svg+xml;base64," + base64.b64encode(SVG).decode()
 
 
 def a_wallet(account: str, **kw: Any) -> dict[str, Any]:
-    """One wallet of the WALLET script: ``chainKnown``, ``reject``, ``rejectConnect``, ``refuseAll``."""
+    """One wallet of the WALLET script: ``chainKnown``, ``reject``, ``rejectConnect``, ``refuseAll``,
+    ``nondeterministic``."""
     return {"name": "Test Wallet", "rdns": "org.example.testwallet", "account": account, "icon": ICON} | kw
 
 
@@ -870,6 +881,8 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
                     "name": f"Rosa {M}Relay", "v": 1}  # fmt: skip
     goto(page, f"{live.url}/?campaign={campaign}")
     see(page, re.compile("E-mail: the relay service Union office"))
+    see(page, "Anvil (local) (chain 31337)")  # the chain by name
+    assert page.locator('a[href*="/tx/0x"], a[href*="/address/0x"]').count() == 0  # no explorer configured: no links
 
     # A walletless pledge, then a walletless withdrawal signed with the saved key file (nonce 1).
     goto(page, f"{live.url}/pledge?campaign={campaign}")

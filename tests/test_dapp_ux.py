@@ -528,3 +528,79 @@ def test_the_page_shows_no_explorer_link_where_none_is_configured(tmp_path: Path
     bad = K.Settings.from_env({"SPARTACUS_EXPLORER_URL": "javascript:alert(1)"})
     assert bad.explorer_url is None and "SPARTACUS_EXPLORER_URL" in (bad.config_error or "")
     assert json.loads(json.dumps(named.add_chain_params(11155111)))["chainName"] == "Mine"
+
+
+def derived_key(live: Live, campaign: str, account: str) -> KeyPair:
+    """The member key derive.js documents, made here from anvil's own signature of the message:
+    HKDF-SHA256(r ‖ s, salt "spartacus/member-key/v1", info "<chain>:<campaign>", 48 bytes),
+    reduced to [1, n-1]."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    message = (
+        f"Spartacus member key, v1\n\nCampaign: {campaign}\nChain: 31337\n\n"
+        "Signing this makes your member key for this one campaign. It sends nothing and costs nothing.\n"
+        "Sign it only on a Spartacus page: whoever holds this signature can read the roster as you."
+    )
+    answer = live.client.w3.provider.make_request("personal_sign", ["0x" + message.encode().hex(), account])  # type: ignore[arg-type]
+    signature = bytes.fromhex(answer["result"][2:])
+    okm = HKDF(hashes.SHA256(), 48, b"spartacus/member-key/v1", f"31337:{campaign}".encode()).derive(signature[:64])
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    return KeyPair.from_secret((int.from_bytes(okm, "big") % (n - 1) + 1).to_bytes(32, "big"))
+
+
+def test_a_member_key_made_from_a_wallet_signature_is_checked_twice_and_opens_the_roster(
+    browser: Any, live: Live
+) -> None:
+    """The optional key with no file: a wallet that signs differently each time is caught by the
+    second signature before anything is sealed or sent; a deterministic one makes the key the
+    derivation documents, and signing again in the member area opens the roster."""
+    from playwright.sync_api import expect
+
+    campaign = cli_campaign(live, "derived", threshold=2)
+    c = CampaignClient(live.client, campaign)
+    account = KeySigner(dev_key(4)).address
+
+    def start(**wallet: Any) -> tuple[Any, Any, Any]:
+        context = wallet_context(browser, live, account, Traffic(live.url), wallets=[a_wallet(account, **wallet)])
+        page = context.new_page()
+        goto(page, f"{live.url}/pledge?campaign={campaign}")
+        frame = component(page)
+        send_with(frame, "A browser wallet")
+        connect_wallet(page, frame, account)
+        frame.get_by_label("Make it from my wallet's signature: no file to keep").check()
+        see(frame, "Where this fails: it needs a wallet that signs the same message the same way every time")
+        return context, page, frame
+
+    context, page, frame = start(nondeterministic=True)
+    try:
+        frame.get_by_role("button", name="Sign with my wallet to make my member key").click()
+        see(frame, "signed the same message differently the second time: it does not sign deterministically")
+        expect(frame.get_by_role("button", name="Seal and pledge")).to_be_disabled()
+        why = frame.get_by_test_id("why-disabled")
+        expect(why).to_have_text(re.compile("sign with your wallet to make your member"))
+        calls = [call["method"] for call in component_frame(page).evaluate("window.__walletCalls")]
+        assert calls.count("personal_sign") == 2 and "eth_sendTransaction" not in calls, calls
+        assert c.status().total_pledges == 1  # nothing was sent
+    finally:
+        context.close()
+
+    context, page, frame = start()
+    try:
+        frame.get_by_role("button", name="Sign with my wallet to make my member key").click()
+        expected = derived_key(live, campaign, account)
+        see(frame, f"the same both times: {expected.address}")
+        type_record(frame, "Ivo", "ivo@example.org")
+        frame.get_by_role("button", name="Seal and pledge").click()
+        see(page, "Pledged: pledge #2")
+        [pledge] = [p for p in c.pledges() if p.pledger == account]
+        assert pledge.member_key == expected.compressed  # the key the documented derivation makes
+        for i in (0, 1):
+            live.cli("keeper", "run", "--key-file", f"keeper{i}.key", "--once")
+        goto(page, f"{live.url}/member?campaign={campaign}")
+        frame = component(page)
+        frame.get_by_role("button", name="Sign with Test Wallet").click()
+        see(frame, "Your key belongs to pledge #2.")
+        expect(frame.get_by_test_id("roster").get_by_text("Ivo", exact=True)).to_be_visible()
+    finally:
+        context.close()

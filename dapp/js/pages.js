@@ -11,9 +11,10 @@ import * as lib from "./crypto.js";
 import { pledgeCall, simpleCall, createCall, predictCampaign, revertText } from "./calldata.js";
 import { signRequest } from "./forwarder.js";
 import { sealRelayNote } from "./relaynote.js";
-import { discover, ask, built, sendBuilt, walletErrorText, walletChain, switchChain, addChain, unknownChain, estimateFee } from "./wallet.js";
+import { discover, ask, built, sendBuilt, walletErrorText, walletChain, switchChain, addChain, unknownChain, estimateFee, signKeyMessage } from "./wallet.js";
 import { setValue, fitHeight } from "./streamlit.js";
 import { h, fill, download, readFile, qrSvg } from "./dom.js";
+import { keyFromSignature, sameSignature } from "./derive.js";
 
 /** @type {any} */
 let args = {};
@@ -307,10 +308,13 @@ function showOutcome() {
 /**
  * The member key: a fresh key, saved as a file by a click. The box "I have saved my member key
  * file" is the page's own record of that click, never a control: a click on it (its label invites
- * one) cannot untick it and lock the button again.
+ * one) cannot untick it and lock the button again. With `derive` (the pledge page), the key can
+ * instead be made from the wallet's signature (derive.js), after two signatures that must agree.
+ * @param {() => string | null} campaignOf @param {() => void} changed @param {{derive?: boolean}} [opts]
  */
-function keySection(/** @type {() => string | null} */ campaignOf, /** @type {() => void} */ changed) {
+function keySection(campaignOf, changed, opts = {}) {
   if (!S.memberKey) S.memberKey = lib.generateKeyPair();
+  if (!S.keyMode) S.keyMode = "file";
   const box = h("div", { className: "sp" });
   const saved = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", name: "key-saved", disabled: true }));
   const label = h("span", null);
@@ -322,8 +326,49 @@ function keySection(/** @type {() => string | null} */ campaignOf, /** @type {()
     S.saved = campaign;
     changed();
   } }, "Save my member key file");
+  const fileBox = h("div", { className: "sp" }, button, h("label", { className: "row" }, saved, label));
+  const derivedNote = h("p", { className: "note", "data-testid": "derived-key" });
+  const deriveButton = h("button", { type: "button", name: "derive-key", onclick: () => derive() }, "Sign with my wallet to make my member key");
+  const deriveBox = h("div", { className: "sp" },
+    h("p", { className: "warn" }, "Where this fails: it needs a wallet that signs the same message the same way every time. Most software wallets do; some hardware and smart-contract wallets do not, and would make another key next time: the roster could not be read with it, and nothing could bring it back. So your wallet is asked to sign twice, and the two signatures are compared before anything is sealed or sent. To read the roster later, sign again in the member area with the same wallet and account. A key file is safer: keep one if you can."),
+    deriveButton, derivedNote);
+  const derive = async () => {
+    const campaign = campaignOf();
+    if (!campaign || S.sender !== "wallet" || !S.wallet || !S.address) return;
+    try {
+      derivedNote.className = "note";
+      derivedNote.textContent = `Sign the message in ${S.wallet.name} (1 of 2)…`;
+      const first = await signKeyMessage(S.wallet.provider, campaign, args.chainId, S.address);
+      derivedNote.textContent = `Sign it once more (2 of 2): the page checks that ${S.wallet.name} signs the same way each time…`;
+      const second = await signKeyMessage(S.wallet.provider, campaign, args.chainId, S.address);
+      if (!sameSignature(first, second)) {
+        throw new lib.InputError(`${S.wallet.name} signed the same message differently the second time: it does not sign deterministically (as some hardware and smart-contract wallets), so it could not make this key again to read the roster. Nothing was sealed or sent: save a key file instead.`);
+      }
+      S.memberKey = keyFromSignature(first, campaign, args.chainId);
+      S.derivedFor = campaign;
+      derivedNote.className = "ok";
+      derivedNote.textContent = `Member key made from the signature of ${S.wallet.name} (${S.address}), the same both times: ${S.memberKey.address}. No file to keep.`;
+    } catch (e) {
+      S.derivedFor = "";
+      S.memberKey = lib.generateKeyPair();
+      derivedNote.className = "err";
+      derivedNote.textContent = e && /** @type {any} */ (e).code !== undefined ? walletErrorText(e) : errorText(e);
+    }
+    changed();
+  };
+  const modes = opts.derive ? h("div", { className: "sp" }, ...[
+    ["file", "Save it as a file (recommended)"],
+    ["derived", "Make it from my wallet's signature: no file to keep"],
+  ].map(([value, text]) => h("label", { className: "row" }, h("input", { type: "radio", name: "key-mode", value, checked: S.keyMode === value,
+    onchange: () => { S.keyMode = value; if (value === "file") { S.derivedFor = ""; S.memberKey = lib.generateKeyPair(); S.saved = ""; } changed(); } }), text))) : null;
   const refresh = () => {
-    const ok = !!S.saved && S.saved === campaignOf();
+    const campaign = campaignOf();
+    const derived = opts.derive && S.keyMode === "derived";
+    fileBox.hidden = derived;
+    deriveBox.hidden = !derived;
+    /** @type {HTMLButtonElement} */ (deriveButton).disabled = !(S.sender === "wallet" && S.wallet && S.address && S.walletChain === args.chainId) || S.busy;
+    if (derived) return !!campaign && S.derivedFor === campaign;
+    const ok = !!S.saved && S.saved === campaign;
     saved.checked = ok;
     label.textContent = ok
       ? `I have saved my member key file (${S.savedName}): without it I cannot read the roster. Keep it safe (the button saves it again).`
@@ -331,14 +376,22 @@ function keySection(/** @type {() => string | null} */ campaignOf, /** @type {()
     button.textContent = ok ? "Save my member key file again" : "Save my member key file";
     return ok;
   };
-  box.append(
+  box.append(...[
     h("h3", null, "Your member key"),
-    h("p", { className: "note" }, "A fresh key made in this browser for this one campaign: the roster is encrypted to it. Save the file and keep it; it is never shown, and never sent anywhere."),
-    button,
-    h("label", { className: "row" }, saved, label),
-  );
+    h("p", { className: "note" }, "A fresh key for this one campaign: the roster is encrypted to it. It is made in this browser, never shown, and never sent anywhere."),
+    modes,
+    fileBox,
+    opts.derive ? deriveBox : null,
+  ].filter((el) => el !== null));
   refresh();
   return { box, button, saved, refresh };
+}
+
+/** Why the key part keeps the button disabled, in words (null: it does not). */
+function keyWhy(/** @type {boolean} */ keyOk) {
+  if (keyOk) return null;
+  if (S.keyMode === "derived") return S.sender !== "wallet" || !S.wallet ? "connect a browser wallet to sign with (or save a key file instead)" : "sign with your wallet to make your member key first (the button above)";
+  return "save your member key file first (the button above)";
 }
 
 /** The line under a disabled button that says why, on the page (hidden while the button works). */
@@ -362,14 +415,14 @@ export function pledgePage(/** @type {HTMLElement} */ root) {
     /** @type {HTMLButtonElement} */ (keys.button).disabled = false;
     const reason = S.busy ? null
       : senderWhy()
-      || (!keyOk ? "save your member key file first (the button above)" : null)
+      || keyWhy(keyOk)
       || (!args.trusted && !/** @type {HTMLInputElement} */ (ack).checked ? "tick \u201cI understand, and still want to pledge to it\u201d above first" : null);
     /** @type {HTMLButtonElement} */ (go).disabled = S.busy || !!reason;
     explain(why, "seal and pledge", reason);
     fitHeight();
   };
   const sender = senderSection({ onChange: () => { if (S.sender === "relayer") S.address = S.memberKey.address; update(); } });
-  const keys = keySection(() => args.campaign, update);
+  const keys = keySection(() => args.campaign, update, { derive: true });
   if (S.sender === "relayer") S.address = S.memberKey.address;
   go.addEventListener("click", async () => {
     S.busy = true;
@@ -405,7 +458,7 @@ export function pledgePage(/** @type {HTMLElement} */ root) {
   ].filter((el) => el !== null));
   ack.addEventListener("change", update);
   update();
-  return () => { if (showOutcome()) { S.busy = !args.outcome.ok ? false : S.busy; if (args.outcome.ok) { S.memberKey = null; } } update(); };
+  return () => { if (showOutcome()) { S.busy = !args.outcome.ok ? false : S.busy; if (args.outcome.ok) { S.memberKey = null; S.derivedFor = ""; S.saved = ""; } } update(); };
 }
 
 /** The campaign context of the render args (public facts). */
@@ -572,7 +625,26 @@ export function memberPage(/** @type {HTMLElement} */ root) {
     root.append(h("p", { className: "note" }, "This campaign reveals to anyone: no key is needed."), out, status);
     open(null);
   } else {
-    root.append(keyFileInput((key) => { fill(out); open(key.secret); }), out, status);
+    const wallets = discover();
+    const signWith = async (/** @type {import("./wallet.js").Wallet} */ w) => {
+      try {
+        const [account] = await ask(w.provider, "eth_requestAccounts");
+        say(`Sign the member-key message in ${w.name}…`);
+        const key = keyFromSignature(await signKeyMessage(w.provider, args.campaign, args.chainId, lib.checksumAddress(account)), args.campaign, args.chainId);
+        fill(out);
+        await open(key.secret);
+      } catch (e) {
+        say(e && /** @type {any} */ (e).code !== undefined ? walletErrorText(e) : errorText(e), "err");
+      }
+    };
+    root.append(...[
+      keyFileInput((key) => { fill(out); open(key.secret); }),
+      wallets.length ? h("div", { className: "sp" },
+        h("p", { className: "note" }, "Made your member key from your wallet's signature when you pledged? Sign the same message again, with the same wallet and account:"),
+        h("div", { className: "wallets" }, ...wallets.map((w) => h("button", { type: "button", name: "derive-key", onclick: () => signWith(w) },
+          w.icon ? h("img", { src: w.icon, alt: "", width: 20, height: 20 }) : null, `Sign with ${w.name}`)))) : null,
+      out, status,
+    ].filter((el) => el !== null));
   }
   return () => {};
 }

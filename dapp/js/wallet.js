@@ -8,11 +8,15 @@
  *    before signing), and the transaction;
  *  - it sends only transactions that this component built for the action the user clicked:
  *    `sendBuilt` takes a call made by `built()` in the click's own handler, never parameters
- *    that came in a message; and only on the campaign's chain.
+ *    that came in a message; and only on the campaign's chain;
+ *  - the one message it asks a wallet to sign is the member-key message of this page's campaign
+ *    (`signKeyMessage`, derive.js), never text that came in a message.
  */
+import { deriveMessage } from "./derive.js";
+import { toHex, utf8 } from "./primitives.js";
 export const ALLOWED = new Set([
   "eth_requestAccounts", "eth_accounts", "eth_chainId", "wallet_switchEthereumChain", "wallet_addEthereumChain",
-  "eth_estimateGas", "eth_gasPrice", "eth_sendTransaction",
+  "eth_estimateGas", "eth_gasPrice", "eth_sendTransaction", "personal_sign",
 ]);
 
 /** @typedef {{ request: (a: {method: string, params?: unknown[]}) => Promise<any>, on?: Function, removeListener?: Function }} Provider */
@@ -81,6 +85,13 @@ export async function addChain(provider, params) {
   const chainId = parseInt(params.chainId, 16);
   if ((await walletChain(provider)) !== chainId) await switchChain(provider, chainId);
 }
+
+/**
+ * The wallet's EIP-191 signature of the member-key message of `campaign` on `chainId`, by `address`.
+ * @param {Provider} provider @param {string} campaign @param {number} chainId @param {string} address @returns {Promise<string>}
+ */
+export const signKeyMessage = (provider, campaign, chainId, address) =>
+  ask(provider, "personal_sign", ["0x" + toHex(utf8(deriveMessage(campaign, chainId))), address]);
 
 /** @type {WeakSet<object>} */
 const BUILT = new WeakSet();
