@@ -122,8 +122,12 @@ def _live_reads(network: str | None, address: str, block: int) -> C.Live:
     return C.Live.read(_connection(network).client, address, (block, 0))
 
 
-def live(address: str) -> C.Live:
-    """A campaign's live state as of the shared latest block (one set of reads per block)."""
+def live(address: str, *, fresh: bool = False) -> C.Live:
+    """A campaign's live state as of the shared latest block (one set of reads per block), for
+    the pages people watch; ``fresh``: as of the latest block now, for a page someone acts on (it
+    is read once per visit, and must not be a refresh interval late: a reveal, a release)."""
+    if fresh:
+        return C.Live.read(client(), address)
     block, now = head(_campaign(settings().network, address)[1].created_block)
     return dataclasses.replace(_live_reads(settings().network, address, block), now=now)
 
@@ -263,7 +267,7 @@ def campaign_header() -> Picked:
     campaign_, facts = campaign(address)
     client_ = client()
     try:
-        now = live(address)
+        now = live(address, fresh=True)
     except Exception as exc:  # noqa: BLE001
         error(f"Cannot read the campaign: {fail(exc)}")
         back_to_list()
@@ -318,7 +322,7 @@ def wallet_args(c: ChainClient) -> dict[str, Any]:
         "chainId": c.chain_id,
         "relayer": bool(s.relayer),
         "localAccounts": accounts,
-        "now": head()[1],
+        "now": K.chain_now(c),
         "chainName": s.chain(c.chain_id),
         "chainNames": {str(k): v for k, v in K.CHAIN_NAMES.items()} | {str(c.chain_id): s.chain(c.chain_id)},
         "addChain": s.add_chain_params(c.chain_id),
