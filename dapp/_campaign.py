@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,13 +99,21 @@ class Live:
     now: int
 
     @classmethod
-    def read(cls, client: ChainClient, address: str) -> Live:
-        block = client.head()
+    def read(cls, client: ChainClient, address: str, head: tuple[int, int] | None = None) -> Live:
+        """As of ``head`` (``(block, now)``, see :func:`head`; default: the latest block now)."""
+        block, now = head if head is not None else (client.head(), chain_now(client))
         (state,) = client.call("Campaign", address, "state", block=block)
         (count,) = client.call("Campaign", address, "pledgeCount", block=block)
         (total,) = client.call("Campaign", address, "totalPledges", block=block)
         (reveal,) = client.call("Campaign", address, "revealBlock", block=block)
-        return cls(STATES[int(state)], int(count), int(total), int(reveal), block, chain_now(client))
+        return cls(STATES[int(state)], int(count), int(total), int(reveal), block, now)
+
+
+def head(client: ChainClient) -> tuple[int, int]:
+    """``(latest block, now)`` in one request: the time a transaction sent now would see is the
+    latest block's, or the clock's if later."""
+    block = client.w3.eth.get_block("latest")
+    return int(block["number"]), max(int(time.time()), int(block["timestamp"]))
 
 
 def created_by_factory(client: ChainClient, factory: str, campaign: str) -> bool:
@@ -356,13 +365,14 @@ class CampaignRow:
         return min(1.0, self.count / self.threshold) if self.threshold else 0.0
 
 
-def campaign_rows(client: ChainClient, factory: str) -> list[CampaignRow]:
-    """Every campaign of a factory, newest first, with its live state (two reads each)."""
+def campaign_rows(client: ChainClient, factory: str, head: tuple[int, int] | None = None) -> list[CampaignRow]:
+    """Every campaign of a factory, newest first, with its live state (two reads each), as of
+    ``head`` (``(block, now)``; default: now)."""
     rows = []
-    now = chain_now(client)
-    for created in reversed(FactoryClient(client, factory).campaigns()):
-        (state,) = client.call("Campaign", created.campaign, "state")
-        (count,) = client.call("Campaign", created.campaign, "pledgeCount")
+    block, now = head if head is not None else (client.head(), chain_now(client))
+    for created in reversed(FactoryClient(client, factory).campaigns(to_block=block)):
+        (state,) = client.call("Campaign", created.campaign, "state", block=block)
+        (count,) = client.call("Campaign", created.campaign, "pledgeCount", block=block)
         c = created.config
         rows.append(
             CampaignRow(
@@ -375,5 +385,31 @@ def campaign_rows(client: ChainClient, factory: str) -> list[CampaignRow]:
 def check_campaign_address(text: str) -> str:
     text = (text or "").strip()
     if not is_address(text):
-        raise InputError(f"{text!r} is not an address: paste the campaign's 0x… address (40 hex digits)")
+        shown = text if len(text) <= 60 else text[:57] + "…"
+        raise InputError(
+            f"{shown!r} is not an address: a campaign's address is 0x and 40 hex digits; check the link, or open a "
+            "campaign from the list"
+        )
     return str(to_checksum_address(text))
+
+
+def not_a_campaign_text(
+    address: str, exc: BaseException, *, factory: str | None, forwarder: str | None, chain: str
+) -> str:
+    """One line that says what ``address`` is, or is not, and how to find a campaign (``exc``: what
+    reading it as a campaign raised; the CLI's own sentences say the same for its commands)."""
+    from spartacus._exceptions import SpartacusError
+
+    a = to_checksum_address(address)
+    back = "open a campaign from the list"
+    if factory and a == to_checksum_address(factory):
+        return f"{a} is this dApp's factory, not a campaign: it creates them; {back}."
+    if forwarder and a == to_checksum_address(forwarder):
+        return f"{a} is this deployment's forwarder (it carries relayed calls), not a campaign: {back}."
+    message = exc.message if isinstance(exc, SpartacusError) else ""
+    if "there is no contract" in message.lower():
+        return f"There is no contract at {a} on {chain}: check the link and the network, or {back}."
+    if isinstance(exc, SpartacusError) and ("not a Spartacus campaign" in message or "CampaignCreated" in message):
+        return f"{a} is not a Spartacus campaign (its code does not answer as one): check the link, or {back}."
+    detail = message or f"{exc.__class__.__name__}"
+    return f"Cannot read {a} on {chain} ({' '.join(detail.split())}): try again in a moment, or {back}."

@@ -142,6 +142,8 @@ def validate_create(form: CreateForm, now: int, relay_service: bytes | None) -> 
     t = form.keeper_threshold
     if t is None:
         errors.append("Keeper threshold t is empty: how many keepers are needed to open a pledge?")
+    elif t < 1:
+        errors.append(f"Keeper threshold t: {t}: it must be at least 1 (and at most the number of keepers)")
     elif keepers is not None and not 1 <= t <= len(keepers):
         errors.append(f"Keeper threshold t: {t}: it must be between 1 and the number of keepers ({len(keepers)})")
     deposit = _collect(errors, parse_eth, form.deposit)

@@ -18,6 +18,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,20 @@ def relay_request(relayer: str, request: dict[str, Any], timeout: float = 30.0) 
     return tx
 
 
-def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], action: str, target: str) -> TxResult:
-    """Sends (or waits for) what the component sent for ``action`` to ``target``."""
+def _nothing(tx: str) -> None:
+    pass
+
+
+def send_value(
+    client: ChainClient,
+    settings: Settings,
+    value: dict[str, Any],
+    action: str,
+    target: str,
+    submitted: Callable[[str], None] = _nothing,
+) -> TxResult:
+    """Sends (or waits for) what the component sent for ``action`` to ``target``; ``submitted``
+    is told the transaction's hash as soon as it is known, before it is mined."""
     if value.get("action") != action or action not in ACTIONS:
         raise InputError(f"this page sends {action} only")
     via = value.get("via")
@@ -93,6 +106,7 @@ def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], a
         tx = str(value.get("tx") or "")
         if not _TX_HASH.fullmatch(tx):
             raise InputError("the wallet answered without a transaction hash: check the wallet, then try again")
+        submitted(tx)
         return client.wait(tx)
     if via == "relayer":
         if not settings.relayer:
@@ -105,7 +119,9 @@ def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], a
         data = str(request.get("data") or "")
         if not _HEX.fullmatch(data) or bytes.fromhex(data[2:])[:4] != _selector(client, action):
             raise InputError(f"the signed request is not a call of {ACTIONS[action][1]}: refused")
-        return client.wait(relay_request(settings.relayer, request))
+        tx = relay_request(settings.relayer, request)
+        submitted(tx)
+        return client.wait(tx)
     if via == "local":
         alias = str(value.get("account") or "")
         if alias not in local_accounts(settings, client.chain_id):
@@ -119,7 +135,10 @@ def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], a
             amount = int(str(value.get("value", "0")))
         except ValueError:
             raise InputError("the call's value is not an amount of wei") from None
-        return client.send(local_signer(alias, client.chain_id), target, bytes.fromhex(data[2:]), amount)
+        signer = local_signer(alias, client.chain_id)
+        tx = client.broadcast(signer.sign(client.prepare(signer, target, bytes.fromhex(data[2:]), amount)))
+        submitted(tx)
+        return client.wait(tx)
     raise ChainError(f"unknown way to send: {via!r}")
 
 

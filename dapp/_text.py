@@ -23,6 +23,7 @@ __all__ = [
     "format_wei",
     "parse_eth",
     "short",
+    "state_text",
     "time_left_text",
 ]
 
@@ -84,6 +85,12 @@ def time_left_text(state: str, deadline: int, now: int) -> str:
     if state == "expired" or deadline <= now:
         return "deadline passed"
     return f"{format_duration(deadline - now)} left"
+
+
+def state_text(state: str, deadline: int, now: int) -> str:
+    """``open · 6 d 23 h left``, ``expired · deadline passed``, ``revealed`` (said once)."""
+    left = time_left_text(state, deadline, now)
+    return state if left == state else f"{state} · {left}"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&@])")

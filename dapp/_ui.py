@@ -13,6 +13,8 @@ Session state (keys are constants below):
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +26,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 from _send import Outcome, describe_result, send_value
 
-from spartacus._exceptions import SpartacusError
+from spartacus._exceptions import InputError, SpartacusError
 from spartacus.chain import CampaignClient, ChainClient
 
 HANDLED = "handled"
@@ -79,6 +81,68 @@ def client() -> ChainClient:
     return connection.client
 
 
+def chain_label() -> str:
+    """``Sepolia (chain 11155111)``: the network by name (SPARTACUS_CHAIN_NAME, or a known chain's)."""
+    return settings().chain_label(client().chain_id)
+
+
+# ─── Public reads shared by every session (the node's load does not grow with viewers) ─
+#
+# The latest block is read at most once per refresh interval for the whole server, whatever
+# the number of sessions watching (``_head``, keyed by the interval's number: a session that
+# refreshes finds it cached when another session read it in the same interval); a campaign's
+# live facts are read once per block (``_live_reads``), the list of campaigns once per block,
+# and the count history once per block (``HistoryStore``).
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _head(network: str | None, interval: int) -> tuple[int, int]:
+    return C.head(_connection(network).client)
+
+
+def head(at_least: int = 0) -> tuple[int, int]:
+    """``(latest block, now)``, shared by every session for one refresh interval; read again when
+    the shared one is older than block ``at_least`` (a campaign created since: it has no code there)."""
+    s = settings()
+    client()
+    got = _head(s.network, int(time.time() // s.refresh))
+    if got[0] < at_least:
+        fresh_head()
+        got = _head(s.network, int(time.time() // s.refresh))
+    return got
+
+
+def fresh_head() -> None:
+    """After a transaction of this session: the next read sees its block."""
+    _head.clear()
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _live_reads(network: str | None, address: str, block: int) -> C.Live:
+    return C.Live.read(_connection(network).client, address, (block, 0))
+
+
+def live(address: str, *, fresh: bool = False) -> C.Live:
+    """A campaign's live state as of the shared latest block (one set of reads per block), for
+    the pages people watch; ``fresh``: as of the latest block now, for a page someone acts on (it
+    is read once per visit, and must not be a refresh interval late: a reveal, a release)."""
+    if fresh:
+        return C.Live.read(client(), address)
+    block, now = head(_campaign(settings().network, address)[1].created_block)
+    return dataclasses.replace(_live_reads(settings().network, address, block), now=now)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _rows(network: str | None, factory: str, block: int) -> list[C.CampaignRow]:
+    return C.campaign_rows(_connection(network).client, factory, (block, 0))
+
+
+def campaign_rows(factory: str) -> list[C.CampaignRow]:
+    """The factory's campaigns with their live state, as of the shared latest block."""
+    block, now = head()
+    return [dataclasses.replace(row, now=now) for row in _rows(settings().network, factory, block)]
+
+
 @st.cache_resource(show_spinner=False)
 def history_store(network: str | None) -> C.HistoryStore:
     return C.HistoryStore()
@@ -91,14 +155,36 @@ def _campaign(network: str | None, address: str) -> tuple[CampaignClient, C.Camp
 
 
 def campaign(address: str) -> tuple[CampaignClient, C.CampaignFacts]:
-    """A campaign's client and facts, or a clear error (as text) and a stopped page."""
-    client()
+    """A campaign's client and facts, or one line that says what the address is (the factory, the
+    forwarder, no contract, another contract), a way back to the list, and a stopped page."""
+    c = client()
+    s = settings()
     try:
-        return _campaign(settings().network, address)
+        if s.factory and address.lower() in (s.factory.lower(), (forwarder(c) or "").lower()):
+            raise InputError("not a campaign")  # said by not_a_campaign_text, with what it is
+        return _campaign(s.network, address)
     except Exception as exc:  # noqa: BLE001 - a contract that is not a campaign may revert with anything
-        error(f"{address} is not a campaign on this network: {fail(exc)}")
+        error(
+            C.not_a_campaign_text(
+                address, exc, factory=s.factory, forwarder=forwarder(c) if s.factory else None, chain=chain_label()
+            )
+        )
+        back_to_list()
         st.stop()
         raise
+
+
+def _to_the_list() -> None:
+    st.query_params.clear()
+    st.session_state.pop(CAMPAIGN, None)
+    st.session_state.pop(CAMPAIGN_TEXT, None)
+
+
+def back_to_list(key: str = "back_to_list") -> None:
+    """The button "All campaigns": the list of campaigns, from any page."""
+    if st.button("All campaigns", icon=":material/arrow_back:", type="tertiary", key=key):
+        _to_the_list()
+        st.switch_page("pages/0_Campaigns.py")
 
 
 @st.cache_data(show_spinner=False, ttl=30)
@@ -144,6 +230,7 @@ def campaign_picker(label: str = "Campaign address") -> str | None:
         address = C.check_campaign_address(text)
     except SpartacusError as exc:
         error(fail(exc))
+        back_to_list()
         return None
     ss[CAMPAIGN] = address
     if st.query_params.get(CAMPAIGN) != address:
@@ -180,19 +267,19 @@ def campaign_header() -> Picked:
     campaign_, facts = campaign(address)
     client_ = client()
     try:
-        live = C.Live.read(client_, address)
+        now = live(address, fresh=True)
     except Exception as exc:  # noqa: BLE001
         error(f"Cannot read the campaign: {fail(exc)}")
+        back_to_list()
         st.stop()
         raise
     config = facts.config
-    left = T.time_left_text(live.state, config.deadline, live.now)
     st.markdown(
-        f"**{T.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges"
-        + (f" · {left}" if left != live.state else "")
+        f"**{T.escape_md(config.title)}** — {T.state_text(now.state, config.deadline, now.now)}, "
+        f"{now.count} of {config.threshold} live pledges"
     )
     campaign_link(address, label="About this campaign")
-    return Picked(address, campaign_, facts, client_, live)
+    return Picked(address, campaign_, facts, client_, now)
 
 
 def campaign_link(address: str, label: str = "Campaign page", icon: str | None = ":material/campaign:") -> None:
@@ -231,7 +318,30 @@ def wallet_args(c: ChainClient) -> dict[str, Any]:
             accounts.append({"alias": alias, "address": K.account_address(alias, c.chain_id)})
         except Exception:  # noqa: BLE001 - an unusable account is simply not offered
             continue
-    return {"chainId": c.chain_id, "relayer": bool(s.relayer), "localAccounts": accounts, "now": K.chain_now(c)}
+    return {
+        "chainId": c.chain_id,
+        "relayer": bool(s.relayer),
+        "localAccounts": accounts,
+        "now": K.chain_now(c),
+        "chainName": s.chain(c.chain_id),
+        "chainNames": {str(k): v for k, v in K.CHAIN_NAMES.items()} | {str(c.chain_id): s.chain(c.chain_id)},
+        "addChain": s.add_chain_params(c.chain_id),
+        "explorer": s.explorer_url,
+        "currency": s.currency_symbol,
+    }
+
+
+def link(kind: str, value: str, text: str | None = None) -> str:
+    """Markdown for a transaction (``tx``) or an address (``address``): a link to the configured
+    block explorer, else the value as code. ``value`` is a hex string we read or checked."""
+    url = settings().explorer_link(kind, value)
+    label = f"`{text or value}`"
+    return f"[{label}]({url})" if url else label
+
+
+def mined_text(facts: dict[str, Any]) -> str:
+    """``Mined in block 12 (105,707 gas): transaction 0x…`` (linked to the explorer if one is set)."""
+    return f"Mined in block {facts['block']} ({facts['gas_used']:,} gas): transaction {link('tx', facts['tx'])}."
 
 
 def outcome(page: str) -> dict[str, Any] | None:
@@ -250,13 +360,22 @@ def clear_outcome(page: str) -> None:
 
 
 def act(c: ChainClient, page: str, value: dict[str, Any], target: str, done: Any) -> None:
-    """Sends (or waits for) a ``sent`` value of the component, records its outcome, reruns."""
+    """Sends (or waits for) a ``sent`` value of the component, records its outcome, reruns. While
+    it waits, the page says the transaction is submitted, with its link."""
     action = str(value.get("action"))
+    pending = st.empty()
+
+    def submitted(tx: str) -> None:
+        pending.info(
+            f"Submitted: waiting for it to be mined… Transaction {link('tx', tx)}.", icon=":material/hourglass_top:"
+        )
+
     try:
-        with st.spinner("Waiting for the transaction to be mined…"):
-            result = send_value(c, settings(), value, action, target)
+        with st.spinner("Sending…" if value.get("via") != "wallet" else "Waiting for it to be mined…"):
+            result = send_value(c, settings(), value, action, target, submitted=submitted)
             facts = describe_result(action, result)
         outcome_ = Outcome(action, True, done(facts), facts)
+        fresh_head()
     except Exception as exc:  # noqa: BLE001 - every failure is told as a sentence
         outcome_ = Outcome(action, False, fail(exc), {})
     st.session_state.setdefault(OUTCOMES, {})[page] = (value["id"], outcome_)
@@ -307,3 +426,10 @@ def forwarder(c: ChainClient) -> str | None:
     """The deployment's forwarder (walletless requests are signed for it)."""
     factory = settings().factory
     return factory_facts(factory)[0] if factory else None
+
+
+def share(address: str, title: str) -> None:
+    """The campaign's link as text (at once), then the component's QR code and copy button."""
+    url = share_url(address)
+    st.markdown(T.escape_md(url))
+    component("share", key=f"share-{address}", url=url, title=title)

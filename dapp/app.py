@@ -30,10 +30,17 @@ page = st.navigation(
 page.run()
 
 settings = _ui.settings()
-network = _ui.client()
+_ui.client()
 st.divider()
-st.caption(
-    f"Network: {T.escape_md(settings.network_label)} · chain {network.chain_id}"
-    + (f" · factory `{settings.factory}`" if settings.factory else " · no factory set (SPARTACUS_FACTORY)")
+st.caption(  # the server's own RPC URL is never shown (it may hold an API key): the one offered to wallets is
+    f"Network: {T.escape_md(_ui.chain_label())}"
+    + (f" · RPC {T.escape_md(settings.rpc_public_url)}" if settings.rpc_public_url else "")
+    + (
+        f" · factory {_ui.link('address', settings.factory)}"
+        if settings.factory
+        else " · no factory set (SPARTACUS_FACTORY)"
+    )
     + (" · relayer configured" if settings.relayer else "")
 )
+if settings.config_error:
+    _ui.warning(settings.config_error)

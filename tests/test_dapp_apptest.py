@@ -137,6 +137,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def run(page: str | None = None, campaign: str | None = None) -> AppTest:
+    """The page as a visitor opens it right after the test changed the chain: the latest block the
+    server shares between sessions for one refresh interval is read again (a visitor sees it at
+    most ``SPARTACUS_REFRESH`` seconds later)."""
+    import _ui
+
+    _ui.fresh_head()
     at = AppTest.from_file(str(APP), default_timeout=60)
     if page:
         at.switch_page(page)

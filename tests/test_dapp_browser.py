@@ -12,9 +12,9 @@ contacts, messages, instructions), a member secret key, or a roster entry (P7).
 
 The wallet is an injected EIP-1193 provider announced through EIP-6963 that forwards to
 anvil's unlocked accounts (a mock only of a wallet's UI, which cannot run here). The relayer
-is a stand-in until the relayer service is merged: it checks each signed request with the
-forwarder's own ``verify`` on anvil and submits it with ``execute`` from a funded test
-account, as RELAYER_API.md describes.
+is the real one, ``spartacus relayer run --account TEST::9`` in its own process: the
+walletless paths run end to end (the browser signs, the dApp's server hands the request to
+the relayer, the relayer simulates, sends and pays).
 
 Screenshots go to ``artifacts/`` (git-ignored). Without chromium or playwright the tests skip,
 except in CI (``$CI`` set), where they fail.
@@ -22,6 +22,8 @@ except in CI (``$CI`` set), where they fail.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import http.server
 import io
@@ -76,70 +78,41 @@ def chromium() -> str:
     return path
 
 
-# ─── The stand-in relayer ────────────────────────────────────────────────────────────
+# ─── The relayer, the served app ─────────────────────────────────────────────────────
+
+RELAYER_ACCOUNT = "TEST::9"
 
 
-@dataclass
-class Relayer:
-    """``POST /relay`` of RELAYER_API.md: ``Forwarder.verify`` first, then ``execute`` from TEST::9."""
-
-    client: ChainClient
-    forwarder: str
-    url: str = ""
-    verified: list[dict[str, Any]] = field(default_factory=list)
-
-    def relay(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = (
-            Web3.to_checksum_address(body["from"]),
-            Web3.to_checksum_address(body["to"]),
-            int(body["value"]),
-            int(body["gas"]),
-            int(body["deadline"]),
-            bytes.fromhex(body["data"][2:]),
-            bytes.fromhex(body["signature"][2:]),
-        )
-        (ok,) = self.client.call("Forwarder", self.forwarder, "verify", request)
-        if not ok:
-            refusal = "the signature is not the signer's, or the request expired"
-            return 400, {"error": refusal, "reason": "bad-signature"}
-        (nonce,) = self.client.call("Forwarder", self.forwarder, "nonces", request[0])
-        assert int(body["nonce"]) == nonce, "the request was signed for another nonce"
-        self.verified.append(body)
-        data = self.client.contracts.encode_call("Forwarder", "execute", [request])
-        result = self.client.send(KeySigner(dev_key(9)), self.forwarder, data, value=request[2])
-        return 200, {"tx": result.tx, "status": "mined"}
-
-
-def serve_relayer(relayer: Relayer) -> http.server.ThreadingHTTPServer:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self, code: int, body: dict[str, Any]) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._answer(200, {"ok": True, "forwarder": relayer.forwarder})
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            try:
-                self._answer(*relayer.relay(body))
-            except Exception as exc:  # noqa: BLE001 - a refusal, as the real relayer gives one
-                self._answer(400, {"error": str(exc), "reason": "would-revert"})
-
-        def log_message(self, *args: Any) -> None:
+def start_relayer(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The real relayer (``spartacus relayer run``), paying from TEST::9 and sponsoring deposits
+    up to 0.01 ether, as the local stack runs it; answers once ``GET /health`` is 200."""
+    port = free_port()
+    command = [sys.executable, "-m", "spartacus.cli", "-v", "relayer", "run", "--account", RELAYER_ACCOUNT,
+               "--port", str(port), "--state", str(tmp / "relayer.sqlite"), "--client-limit", "10000",
+               "--sponsor-max-wei", str(10**16), "--interval", "0.5"]  # fmt: skip
+    log = tmp / "relayer.log"
+    proc = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"the relayer exited: {log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
             pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    relayer.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+        assert time.monotonic() < deadline, f"the relayer did not answer /health: {log.read_text()}"
+        time.sleep(0.1)
 
 
-# ─── The served app ──────────────────────────────────────────────────────────────────
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass
@@ -151,7 +124,7 @@ class Live:
     client: ChainClient
     env: dict[str, str]
     tmp: Path
-    relayer: Relayer
+    relayer: str
     keeper_keys: list[str]
     relay_service: KeyPair
 
@@ -166,6 +139,17 @@ class Live:
         )
         assert proc.returncode == 0, f"spartacus {args[0]} failed: {proc.stderr}"
         return json.loads(proc.stdout)
+
+    def relayed_by_the_relayer(self, pledger: str) -> bool:
+        """True when ``pledger``'s pledge is a call of the forwarder, signed by ``pledger`` and
+        sent by the relayer's own account."""
+        from spartacus.forwarding import executed_request_tx
+
+        found = executed_request_tx(self.client, self.forwarder, pledger, 0, 0)
+        if found is None:
+            return False
+        tx = self.client.w3.eth.get_transaction(found)
+        return bool(tx["from"] == KeySigner(dev_key(9)).address and tx["to"] == self.forwarder)
 
 
 def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -188,43 +172,49 @@ def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[by
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def live(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("dapp-browser")
+@contextlib.contextmanager
+def serve_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Live]:
+    """anvil, the factory, three keepers, the real relayer and the dApp (``streamlit run``); in
+    ``extra_env``'s values, ``{rpc}`` is anvil's URL."""
     with Anvil(extra=["--accounts", "10"], log=tmp / "anvil.log") as node:
         client = ChainClient(Web3(Web3.HTTPProvider(node.url)))
         factory, _ = FactoryClient.deploy(client, KeySigner(dev_key(0)))
-        relayer = Relayer(client, factory.forwarder)
-        relay_server = serve_relayer(relayer)
         env = os.environ | {"SPARTACUS_NETWORK": node.url, "SPARTACUS_FACTORY": factory.address}
-        env.pop("SPARTACUS_ACCOUNT", None)
+        kept = ("SPARTACUS_NETWORK", "SPARTACUS_FACTORY")
+        for name in [k for k in env if k.startswith("SPARTACUS_") and k not in kept]:
+            env.pop(name)
         relay_service = KeyPair.generate()
-        probe = Live("", node.url, factory.address, factory.forwarder, client, env, tmp, relayer, [], relay_service)
-        keepers = []
-        for i in range(3):
-            out = probe.cli("keeper", "init", "--key-file", f"keeper{i}.key")
-            client.w3.eth.send_transaction({"from": client.w3.eth.accounts[0], "to": out["address"], "value": 10**18})
-            keepers.append(out["public_key"])
-        env |= {
-            "SPARTACUS_KEEPERS": ",".join(keepers),
-            "SPARTACUS_REFRESH": "1",
-            "SPARTACUS_RELAYER": relayer.url,
-            "SPARTACUS_RELAY_SERVICE": "0x" + relay_service.compressed.hex(),
-            "SPARTACUS_RELAY_NAME": "Union office",
-        }
-        server, url = start_streamlit(env, tmp / "streamlit.log")
+        relayer, relayer_url = start_relayer(env, tmp)
         try:
-            yield Live(
-                url, node.url, factory.address, factory.forwarder, client, env, tmp, relayer, keepers, relay_service
-            )
-        finally:
-            server.terminate()
+            probe = Live("", node.url, factory.address, factory.forwarder, client, env, tmp, relayer_url, [],
+                         relay_service)  # fmt: skip
+            keepers = []
+            for i in range(3):
+                out = probe.cli("keeper", "init", "--key-file", f"keeper{i}.key")
+                fund = {"from": client.w3.eth.accounts[0], "to": out["address"], "value": 10**18}
+                client.w3.eth.send_transaction(fund)  # type: ignore[arg-type]
+                keepers.append(out["public_key"])
+            env |= {
+                "SPARTACUS_KEEPERS": ",".join(keepers),
+                "SPARTACUS_REFRESH": "1",
+                "SPARTACUS_RELAYER": relayer_url,
+                "SPARTACUS_RELAY_SERVICE": "0x" + relay_service.compressed.hex(),
+                "SPARTACUS_RELAY_NAME": "Union office",
+            } | {k: v.replace("{rpc}", node.url) for k, v in (extra_env or {}).items()}
+            server, url = start_streamlit(env, tmp / "streamlit.log")
             try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            relay_server.shutdown()
+                yield Live(url, node.url, factory.address, factory.forwarder, client, env, tmp, relayer_url, keepers,
+                           relay_service)  # fmt: skip
+            finally:
+                stop(server)
+        finally:
+            stop(relayer)
+
+
+@pytest.fixture(scope="module")
+def live(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with serve_stack(tmp_path_factory.mktemp("dapp-browser")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -246,16 +236,21 @@ def browser(chromium: str, live: Live) -> Iterator[Any]:
         b.close()
 
 
-# Two wallets announced through EIP-6963 (the first forwards to anvil's unlocked accounts, the
-# second refuses everything), MetaMask-like: no accounts until eth_requestAccounts. Every call
-# is recorded in window.__walletCalls of the frame that made it.
+# Wallets announced through EIP-6963, MetaMask-like: no accounts until eth_requestAccounts;
+# by default two (the first forwards to anvil's unlocked accounts, the second refuses
+# everything). Each wallet of ``cfg.wallets`` may not know the chain at first (it is then on
+# chain 1 and answers wallet_switchEthereumChain with 4902 until wallet_addEthereumChain), or
+# reject requests with 4001 (``reject``: transactions; ``rejectConnect``: the connection too), or
+# sign messages with fresh randomness each time (``nondeterministic``, as some hardware and
+# smart-contract wallets; otherwise anvil signs, deterministically).
+# Every call is recorded in window.__walletCalls of the frame that made it, with the text that
+# frame showed at that moment.
 WALLET = """
 (() => {
   const cfg = %(cfg)s;
   let nextId = 0;
   window.__walletCalls = [];
   const fail = (code, message) => Object.assign(new Error(message), {code});
-  const connected = () => sessionStorage.getItem("test-wallet-connected") === cfg.account;
   async function rpc(method, params) {
     const response = await fetch(cfg.rpc, {method: "POST", headers: {"content-type": "application/json"},
       body: JSON.stringify({jsonrpc: "2.0", id: ++nextId, method, params: params || []})});
@@ -263,38 +258,79 @@ WALLET = """
     if (body.error) throw Object.assign(new Error(body.error.message), {code: body.error.code, data: body.error.data});
     return body.result;
   }
-  const wallet = {
-    async request({method, params}) {
-      window.__walletCalls.push({method, params: params || []});
-      switch (method) {
-        case "eth_accounts": return connected() ? [cfg.account] : [];
-        case "eth_requestAccounts":
-          sessionStorage.setItem("test-wallet-connected", cfg.account);
-          return [cfg.account];
-        case "eth_sendTransaction":
-          if (!connected()) throw fail(4100, "The requested account has not been authorized by the user.");
-          if (cfg.reject) throw fail(4001, "User denied transaction signature.");
-          if (params[0].from.toLowerCase() !== cfg.account.toLowerCase()) throw fail(4100, "wrong from");
-          return rpc(method, params);
-        case "wallet_switchEthereumChain": return null;
-        case "eth_chainId": return rpc(method, params);
-        default: throw fail(4200, "unsupported by the test wallet: " + method);
-      }
-    },
-    on() { return this; },
-    removeListener() { return this; },
+  const make = (w) => {
+    const key = (k) => `test-wallet:${w.rdns}:${k}`;
+    const connected = () => sessionStorage.getItem(key("connected")) === w.account;
+    const chainOf = () => sessionStorage.getItem(key("chain")) || (w.chainKnown === false ? "0x1" : cfg.chainId);
+    const knows = (id) => id === "0x1" || w.chainKnown !== false || sessionStorage.getItem(key("added")) === id;
+    return {
+      async request({method, params}) {
+        window.__walletCalls.push({wallet: w.name, method, params: params || [],
+          shown: document.body ? document.body.innerText : ""});
+        if (w.refuseAll) throw fail(4001, "no");
+        switch (method) {
+          case "eth_accounts": return connected() ? [w.account] : [];
+          case "eth_requestAccounts":
+            if (w.rejectConnect) throw fail(4001, "User rejected the request.");
+            sessionStorage.setItem(key("connected"), w.account);
+            return [w.account];
+          case "eth_chainId": return chainOf();
+          case "wallet_switchEthereumChain": {
+            const id = params[0].chainId.toLowerCase();
+            if (!knows(id)) throw fail(4902, `Unrecognized chain ID "${id}". Try adding the chain first.`);
+            sessionStorage.setItem(key("chain"), id);
+            return null;
+          }
+          case "wallet_addEthereumChain": {
+            if (w.rejectAdd) throw fail(4001, "User rejected the request.");
+            sessionStorage.setItem(key("added"), params[0].chainId.toLowerCase());
+            sessionStorage.setItem(key("chain"), params[0].chainId.toLowerCase());
+            return null;
+          }
+          case "eth_estimateGas": case "eth_gasPrice": case "eth_blockNumber": case "eth_getTransactionReceipt":
+            if (chainOf() !== cfg.chainId) throw fail(-32603, "the test wallet only reaches chain " + cfg.chainId);
+            return rpc(method, params);
+          case "personal_sign": {
+            if (!connected()) throw fail(4100, "The requested account has not been authorized by the user.");
+            if (w.nondeterministic) {  // as a wallet that signs with fresh randomness each time
+              const bytes = crypto.getRandomValues(new Uint8Array(65));
+              return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+            }
+            return rpc(method, params);  // anvil signs for its unlocked accounts (RFC 6979: deterministic)
+          }
+          case "eth_sendTransaction":
+            if (!connected()) throw fail(4100, "The requested account has not been authorized by the user.");
+            if (chainOf() !== cfg.chainId) throw fail(-32603, "sent on the wrong chain: " + chainOf());
+            if (w.reject) throw fail(4001, "User denied transaction signature.");
+            if (params[0].from.toLowerCase() !== w.account.toLowerCase()) throw fail(4100, "wrong from");
+            return rpc(method, params);
+          default: throw fail(4200, "unsupported by the test wallet: " + method);
+        }
+      },
+      on() { return this; },
+      removeListener() { return this; },
+    };
   };
-  const other = { async request() { window.__walletCalls.push({method: "other"}); throw fail(4001, "no"); } };
+  const wallets = cfg.wallets.map((w, i) => ({
+    info: {uuid: String(i + 1), name: w.name, icon: w.icon || "data:,", rdns: w.rdns}, provider: make(w)}));
   const announce = () => {
-    window.dispatchEvent(new CustomEvent("eip6963:announceProvider", {detail: Object.freeze({
-      info: {uuid: "1", name: "Test Wallet", icon: "data:,", rdns: "org.example.testwallet"}, provider: wallet})}));
-    window.dispatchEvent(new CustomEvent("eip6963:announceProvider", {detail: Object.freeze({
-      info: {uuid: "2", name: "Second Wallet", icon: "data:,", rdns: "org.example.second"}, provider: other})}));
+    for (const w of wallets) {
+      window.dispatchEvent(new CustomEvent("eip6963:announceProvider", {detail: Object.freeze(w)}));
+    }
   };
   window.addEventListener("eip6963:requestProvider", announce);
   announce();
 })();
 """
+
+SVG = b"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'><rect width='1' height='1' fill='#0a0'/></svg>"
+ICON = "data:image/svg+xml;base64," + base64.b64encode(SVG).decode()
+
+
+def a_wallet(account: str, **kw: Any) -> dict[str, Any]:
+    """One wallet of the WALLET script: ``chainKnown``, ``reject``, ``rejectConnect``, ``refuseAll``,
+    ``nondeterministic``."""
+    return {"name": "Test Wallet", "rdns": "org.example.testwallet", "account": account, "icon": ICON} | kw
 
 
 @dataclass
@@ -333,9 +369,24 @@ class Traffic:
         return found
 
 
-def wallet_context(browser: Any, live: Live, account: str, traffic: Traffic, *, reject: bool = False, **kw: Any) -> Any:
+def wallet_context(
+    browser: Any,
+    live: Live,
+    account: str,
+    traffic: Traffic,
+    *,
+    reject: bool = False,
+    wallets: list[dict[str, Any]] | None = None,
+    **kw: Any,
+) -> Any:
+    """A browser context with injected wallets: by default Test Wallet (``account``) and a Second
+    Wallet that refuses everything."""
+    if wallets is None:
+        second = {"name": "Second Wallet", "rdns": "org.example.second", "account": account, "refuseAll": True}
+        wallets = [a_wallet(account, reject=reject), second]
     context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900}, **kw)
-    context.add_init_script(WALLET % {"cfg": json.dumps({"rpc": live.rpc, "account": account, "reject": reject})})
+    cfg = {"rpc": live.rpc, "chainId": hex(live.client.chain_id), "wallets": wallets}
+    context.add_init_script(WALLET % {"cfg": json.dumps(cfg)})
     traffic.attach(context)
     return context
 
@@ -537,12 +588,12 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     frame = component(dan)
     send_with(frame, "A browser wallet")
     connect_wallet(dan, frame, dan_address)
-    see(frame, re.compile(r"pledge #1, live"))
+    see(frame, re.compile(r"pledge #2, live"))  # the organizer's record is #1
     frame.get_by_role("button", name="Withdraw my pledge").click()
     see(dan, "Withdrawn: your pledge will never be revealed.")
     assert c.pledge_of(dan_address)[1] == "withdrawn"
     frame = component(dan)
-    see(frame, re.compile(r"pledge #1, withdrawn"))
+    see(frame, re.compile(r"pledge #2, withdrawn"))
     frame.get_by_role("button", name="Refund my deposit").click()
     see(dan, "Refunded: the deposit is back.")
 
@@ -558,7 +609,7 @@ def test_a_whole_campaign_through_the_hosted_page_sends_no_secret_to_the_server(
     frame.get_by_role("button", name="Seal and pledge").click()
     see(ana, "the live count is now 2 of 5")
     ana_key = load_key_file(keys / "ana.key", KIND_MEMBER, campaign=campaign)
-    assert live.relayer.verified[-1]["from"] == ana_key.address  # verified by Forwarder.verify, then executed
+    assert live.relayed_by_the_relayer(ana_key.address)  # signed by her key, sent by the relayer's account
     assert c.pledge_of(ana_key.address)[1] == "live"  # the pledger is the member key's own address
     assert live.client.balance(ana_key.address) == 0  # which never held any ether
 
@@ -764,7 +815,7 @@ def test_a_foreign_window_that_frames_or_opens_the_dapp_cannot_make_it_call_the_
         with foreign.expect_download():
             frame.get_by_role("button", name="Save my member key file").click()
         frame.get_by_role("button", name="Seal and pledge").click()
-        frame.get_by_text("Sent: waiting").or_(frame.get_by_text("Pledged")).first.wait_for(timeout=TIMEOUT_MS)
+        frame.get_by_text("Submitted: waiting").or_(frame.get_by_text("Pledged")).first.wait_for(timeout=TIMEOUT_MS)
         calls = frame.evaluate("window.__walletCalls")
         sends = [call for call in calls if call["method"] == "eth_sendTransaction"]
         assert [s["params"][0]["to"].lower() for s in sends] == [campaign.lower()], calls
@@ -830,6 +881,8 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
                     "name": f"Rosa {M}Relay", "v": 1}  # fmt: skip
     goto(page, f"{live.url}/?campaign={campaign}")
     see(page, re.compile("E-mail: the relay service Union office"))
+    see(page, "Anvil (local) (chain 31337)")  # the chain by name
+    assert page.locator('a[href*="/tx/0x"], a[href*="/address/0x"]').count() == 0  # no explorer configured: no links
 
     # A walletless pledge, then a walletless withdrawal signed with the saved key file (nonce 1).
     goto(page, f"{live.url}/pledge?campaign={campaign}")
@@ -842,7 +895,7 @@ def test_an_organizer_with_no_wallet_names_a_relay_service_and_a_foreign_campaig
     goto(page, f"{live.url}/withdraw?campaign={campaign}")
     frame = component(page)
     frame.locator('input[name="member-key-file"]').set_input_files(str(live.tmp / "pia.key"))
-    see(frame, re.compile(r"pledge #1, live"))
+    see(frame, re.compile(r"pledge #2, live"))  # the organizer's record is #1
     frame.get_by_role("button", name="Withdraw my pledge").click()
     see(page, "Withdrawn: your pledge will never be revealed.")
     assert c.pledge_of(pia.address)[1] == "withdrawn" and live.client.balance(pia.address) == 0

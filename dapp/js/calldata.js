@@ -5,7 +5,7 @@
  * code, exactly `CampaignFactory.predictCampaign`). The server never builds these: it only ever
  * receives a transaction hash, a signed request, or this calldata of ciphertext.
  */
-import { encodeFunctionData, parseAbi } from "viem";
+import { decodeErrorResult, encodeFunctionData, parseAbi } from "viem";
 import { concat, fromHex, hex0x, keccak256, InputError } from "./primitives.js";
 import { checksumAddress } from "./keys.js";
 
@@ -17,6 +17,57 @@ export const ABI = parseAbi([
   "function refund()",
   "function cancel()",
 ]);
+
+/** The campaign's refusals a pledger can meet (ICampaign's custom errors), to say them before signing. */
+export const ERRORS = parseAbi([
+  "error CampaignWrongState(uint8 state)",
+  "error CampaignClosedToLateJoiners()",
+  "error CampaignWrongDeposit(uint256 sent, uint256 required)",
+  "error CampaignAlreadyPledged(address pledger, uint256 index)",
+  "error CampaignNoLivePledge(address caller)",
+  "error CampaignCreatorCannotWithdraw()",
+  "error CampaignInvalidEnvelope(uint256 length, uint256 max)",
+  "error CampaignNotCreator(address caller)",
+  "error CampaignNothingToRefund(address caller)",
+  "error CampaignInvalidThreshold(uint256 threshold, uint256 max)",
+  "error CampaignInvalidDeadline(uint256 deadline, uint256 now_, uint256 latest)",
+]);
+const STATE_NAMES = ["open", "revealed", "expired", "cancelled"];
+
+/** The revert data inside a wallet's or a node's error, wherever the wallet put it. @param {any} e */
+function revertData(e) {
+  for (const d of [e?.data, e?.data?.data, e?.data?.originalError?.data, e?.error?.data, e?.cause?.data]) {
+    if (typeof d === "string" && /^0x[0-9a-fA-F]{8,}$/.test(d)) return /** @type {`0x${string}`} */ (d);
+  }
+  return null;
+}
+
+/** The contract's refusal in words (from an estimate that failed), or null if it is not one of ours. @param {any} e */
+export function revertText(e) {
+  const data = revertData(e);
+  if (!data) return null;
+  let decoded;
+  try {
+    decoded = decodeErrorResult({ abi: ERRORS, data });
+  } catch {
+    return null;
+  }
+  const a = /** @type {any[]} */ (decoded.args || []);
+  const why = {
+    CampaignWrongState: () => `the campaign is ${STATE_NAMES[Number(a[0])] || "in another state"}: it takes no such call now`,
+    CampaignClosedToLateJoiners: () => "the campaign is revealed and closed to late joiners: it takes no more pledges",
+    CampaignWrongDeposit: () => `the deposit is ${a[1]} wei, not ${a[0]}`,
+    CampaignAlreadyPledged: () => `${a[0]} already has a pledge here (pledge #${Number(a[1]) + 1}): one per address; pledge with no wallet (a fresh key) or from another address`,
+    CampaignNoLivePledge: () => `${a[0]} has no live pledge in this campaign`,
+    CampaignCreatorCannotWithdraw: () => "the creator cannot withdraw: cancel the campaign instead",
+    CampaignInvalidEnvelope: () => `the sealed record is ${a[0]} bytes, more than the ${a[1]} allowed: shorten it`,
+    CampaignNotCreator: () => `${a[0]} is not the campaign's creator`,
+    CampaignNothingToRefund: () => `nothing to refund to ${a[0]} now`,
+    CampaignInvalidThreshold: () => `threshold ${a[0]}: it must be 1 to ${a[1]}`,
+    CampaignInvalidDeadline: () => "the deadline is in the past or too far away: pick another",
+  }[decoded.errorName];
+  return `The contract would refuse it (${decoded.errorName}): ${why ? why() : "see the campaign's state"}. Nothing was signed or sent.`;
+}
 
 /**
  * @typedef {{ title: string, purpose: string, description: string, plan: string, threshold: number, deadline: number,

@@ -1,4 +1,5 @@
 // @ts-check
+import encodeQR from "qr";
 /**
  * A few DOM helpers. Every text goes in as a text node (`textContent`), never as HTML: names,
  * titles, revert strings and roster entries come from strangers and are shown as text only.
@@ -27,6 +28,29 @@ export function h(tag, attrs, ...children) {
 export function fill(el, ...children) {
   el.replaceChildren();
   for (const c of children) if (c !== null && c !== false) el.append(typeof c === "string" ? document.createTextNode(c) : c);
+}
+
+/**
+ * The QR code of `text` as an SVG element (one path of dark modules on white, a quiet zone of 4),
+ * drawn with DOM calls: no markup is parsed. Encoded by paulmillr's `qr`.
+ * @param {string} text @returns {SVGSVGElement}
+ */
+export function qrSvg(text) {
+  const SVG = "http://www.w3.org/2000/svg";
+  const rows = encodeQR(text, "raw", { ecc: "medium", border: 4 }); // the standard quiet zone, in white
+  const n = rows.length;
+  const svg = /** @type {SVGSVGElement} */ (document.createElementNS(SVG, "svg"));
+  for (const [k, v] of Object.entries({ viewBox: `0 0 ${n} ${n}`, width: "240", height: "240", role: "img", "aria-label": `QR code of ${text}`,
+    "data-testid": "qr", "shape-rendering": "crispEdges" })) svg.setAttribute(k, v);
+  const back = document.createElementNS(SVG, "rect");
+  for (const [k, v] of Object.entries({ width: String(n), height: String(n), fill: "#fff" })) back.setAttribute(k, v);
+  let d = "";
+  rows.forEach((row, y) => row.forEach((dark, x) => { if (dark) d += `M${x} ${y}h1v1h-1z`; }));
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "#000");
+  svg.append(back, path);
+  return svg;
 }
 
 /** Offers `bytes` as a file download, made here (the server never holds it). */
@@ -70,7 +94,14 @@ export function style(theme) {
     th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid ${t.base === "dark" ? "#444" : "#e6e6e6"}; vertical-align: top;
       overflow-wrap: anywhere; }
     pre { white-space: pre-wrap; overflow-wrap: anywhere; font: inherit; margin: 0; }
-    code { overflow-wrap: anywhere; }`;
+    code { overflow-wrap: anywhere; }
+    a { color: ${t.primaryColor || "#ff4b4b"}; overflow-wrap: anywhere; }
+    .wallets { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+    .wallets button { display: inline-flex; align-items: center; gap: 0.4rem; }
+    .row-buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+    .link { overflow-wrap: anywhere; font-family: monospace; margin: 0; }
+    svg[data-testid=qr] { align-self: flex-start; max-width: 100%; height: auto; border-radius: 0.25rem; }
+    [hidden] { display: none !important; }`;
   let el = document.getElementById("sp-style");
   if (!el) {
     el = h("style", { id: "sp-style" });

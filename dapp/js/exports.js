@@ -16,11 +16,11 @@ export function contactKeys(roster) {
   return keys.includes("email") ? ["email", ...keys.filter((k) => k !== "email")] : keys;
 }
 
-/** One row per member: pledge, name, each contact field, message. @param {Roster} roster */
+/** One row per member: pledge (its number as the pages say it: the first is 1), name, each contact field, message. @param {Roster} roster */
 export function rosterRows(roster) {
   const keys = contactKeys(roster);
   return roster.members.map((m) => ({
-    pledge: m.index, name: m.name, ...Object.fromEntries(keys.map((k) => [k, m.contact[k] || ""])), message: m.message || "",
+    pledge: m.index + 1, name: m.name, ...Object.fromEntries(keys.map((k) => [k, m.contact[k] || ""])), message: m.message || "",
   }));
 }
 

@@ -41,9 +41,8 @@ def _open_button(address: str, label: str, key: str) -> None:
 
 
 def _rows(factory: str) -> None:
-    client = _ui.client()
     try:
-        rows = C.campaign_rows(client, factory)
+        rows = _ui.campaign_rows(factory)
     except Exception as exc:  # noqa: BLE001 - a node or a contract may fail in any way
         _ui.error(f"Cannot list the campaigns of factory {factory}: {_ui.fail(exc)}")
         return
@@ -56,12 +55,18 @@ def _rows(factory: str) -> None:
             st.markdown(f"**{T.escape_md(row.title)}**")
             st.caption(T.escape_md(row.purpose))
             st.progress(row.progress, text=f"{row.count} of {row.threshold} live pledges")
-            st.caption(f"{row.state} · {T.time_left_text(row.state, row.deadline, row.now)}")
+            st.caption(T.state_text(row.state, row.deadline, row.now))
             _open_button(row.address, "Open", key=f"open:{row.address}")
 
 
 def _all_campaigns() -> None:
     st.query_params.clear()
+
+
+@st.dialog("Share this campaign")
+def _share(address: str, title: str) -> None:
+    st.caption("Anyone with this link can read the campaign and pledge; the QR code holds the same link.")
+    _ui.share(address, title)
 
 
 def campaign_page(address: str) -> None:
@@ -76,6 +81,7 @@ def campaign_page(address: str) -> None:
         _ui.warning(untrusted_text)
 
     st.fragment(run_every=settings.refresh)(_live)(facts)
+    _actions(facts)
 
     if c.description:
         st.subheader("Description")
@@ -91,7 +97,7 @@ def _live(facts: C.CampaignFacts) -> None:
     client = _ui.client()
     c = facts.config
     try:
-        live = C.Live.read(client, facts.address)
+        live = _ui.live(facts.address)
     except Exception as exc:  # noqa: BLE001 - a node or a contract may fail in any way
         _ui.error(f"Cannot read the campaign: {_ui.fail(exc)}")
         return
@@ -110,30 +116,6 @@ def _live(facts: C.CampaignFacts) -> None:
         st.info("The deadline passed below the threshold: nothing will ever be revealed. Deposits come back.")
     elif live.state == "cancelled":
         st.info("The organizer cancelled the campaign: nothing will ever be revealed. Deposits come back.")
-    links = st.columns(3)
-    with links[0]:
-        if live.state in ("open", "revealed"):
-            st.page_link(
-                "pages/1_Pledge.py",
-                label="Pledge",
-                icon=":material/how_to_vote:",
-                query_params={"campaign": facts.address},
-            )
-    with links[1]:
-        st.page_link(
-            "pages/2_Withdraw.py",
-            label="Withdraw / refund",
-            icon=":material/undo:",
-            query_params={"campaign": facts.address},
-        )
-    with links[2]:
-        st.page_link(
-            "pages/4_Member_area.py",
-            label="Member area",
-            icon=":material/badge:",
-            query_params={"campaign": facts.address},
-        )
-
     st.subheader("The price of a fake count")
     st.markdown(T.escape_md(C.fake_cost_text(c.deposit, live.count, c.threshold, c.beneficiary)))
     forwarder = _ui.forwarder(client)
@@ -163,6 +145,37 @@ def _live(facts: C.CampaignFacts) -> None:
         )
     else:  # a node lagging between the two reads: the next refresh settles it
         st.caption(f"Events give {recount}, the contract {live.count}: reading again shortly.")
+
+
+def _actions(facts: C.CampaignFacts) -> None:
+    """The call to action (a button labelled "Pledge" while the campaign takes pledges), then the
+    other pages of the campaign, and the share button."""
+    try:
+        state = _ui.live(facts.address).state
+    except Exception:  # noqa: BLE001 - the live part above says what failed
+        state = "open"
+    pledging = state == "open" or (state == "revealed" and facts.config.late_joiners.value != "closed")
+    cols = st.columns([1, 1.4, 1.2, 1], vertical_alignment="center")
+    with cols[0]:
+        if pledging and st.button("Pledge", type="primary", icon=":material/how_to_vote:", key="cta_pledge"):
+            st.switch_page("pages/1_Pledge.py", query_params={"campaign": facts.address})
+    with cols[1]:
+        st.page_link(
+            "pages/2_Withdraw.py",
+            label="Withdraw / refund",
+            icon=":material/undo:",
+            query_params={"campaign": facts.address},
+        )
+    with cols[2]:
+        st.page_link(
+            "pages/4_Member_area.py",
+            label="Member area",
+            icon=":material/badge:",
+            query_params={"campaign": facts.address},
+        )
+    with cols[3]:
+        if st.button("Share", icon=":material/share:", key="share"):
+            _share(facts.address, facts.config.title)
 
 
 def _chart(client: Any, facts: C.CampaignFacts, points: list[tuple[int, int]], live: C.Live) -> None:
@@ -235,7 +248,7 @@ def _what_happens(facts: C.CampaignFacts) -> None:
     else:
         st.markdown("This campaign asks **no deposit**.")
     st.markdown(f"**{t} of {n} keepers** are needed to open a pledge after the reveal:")
-    st.markdown("\n".join(f"- `{a}`" for a in facts.keeper_addresses))
+    st.markdown("\n".join(f"- {_ui.link('address', a)}" for a in facts.keeper_addresses))
     st.subheader("After the reveal")
     st.markdown(T.escape_md(C.late_joiner_text(c.late_joiners, c.deadline)))
     st.subheader("Who e-mails the members")
@@ -245,10 +258,12 @@ def _what_happens(facts: C.CampaignFacts) -> None:
 
 def _verify(facts: C.CampaignFacts) -> None:
     st.subheader("Verify it on-chain")
+    link = _ui.link
     st.markdown(
         f"""
-- Chain id **{facts.chain_id}**, campaign contract `{facts.address}`, created by `{facts.creator}` in block
-  {facts.created_block} (transaction `{facts.created_tx}`) through factory `{facts.factory}`.
+- {T.escape_md(_ui.chain_label())}: campaign contract {link("address", facts.address)}, created by
+  {link("address", facts.creator)} in block {facts.created_block} (transaction {link("tx", facts.created_tx)})
+  through factory {link("address", facts.factory)}.
 - The live count is the contract's `pledgeCount()`; `state()`, `threshold()` and `deadline()` are views too.
 - Anyone can recompute the count from the contract's events: `Pledged(index, pledger, memberKey, envelope,
   count)` and `Withdrawn(index, pledger, count)` each carry the count after them; `ThresholdReached` marks
@@ -264,6 +279,6 @@ if param:
         campaign_page(C.check_campaign_address(param))
     except SpartacusError as exc:
         _ui.error(_ui.fail(exc))
-        st.button("All campaigns", icon=":material/arrow_back:", type="tertiary", on_click=_all_campaigns)
+        _ui.back_to_list()
 else:
     campaign_list()

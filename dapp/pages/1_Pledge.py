@@ -31,8 +31,8 @@ if live.state == "revealed":
     )
 if config.deposit:
     st.markdown(
-        f"Your pledge locks a deposit of **{T.format_wei(config.deposit)}**; it comes back after a withdrawal, "
-        "an expiry or a cancellation."
+        f"Your pledge locks a deposit of **{T.format_wei(config.deposit, _ui.settings().currency_symbol)}**; it comes "
+        "back after a withdrawal, an expiry or a cancellation."
     )
 
 page = f"pledge:{address}"
@@ -40,11 +40,11 @@ done = _ui.last_outcome(page)
 if done is not None and done.ok:
     f = done.facts
     st.success(
-        f"Pledged: pledge #{f['index']}, the live count is now {f['count']} of {config.threshold}."
+        f"Pledged: pledge #{f['index'] + 1}, the live count is now {f['count']} of {config.threshold}."
         + (" The threshold is reached: the campaign is revealed." if f.get("revealed") else ""),
         icon=":material/check_circle:",
     )
-    st.caption(f"Transaction `{f['tx']}` (block {f['block']}, {f['gas_used']:,} gas).")
+    st.markdown(_ui.mined_text(f))
     st.markdown("Keep your member key file safe: it is how you read the roster after the reveal.")
     st.page_link(
         "pages/4_Member_area.py", label="Member area", icon=":material/badge:", query_params={"campaign": address}
@@ -71,5 +71,5 @@ value = _ui.component(
     **_ui.wallet_args(client),
 )
 if value and value.get("kind") == "sent":
-    _ui.act(client, page, value, address, lambda f: f"Pledged: pledge #{f['index']}.")
+    _ui.act(client, page, value, address, lambda f: f"Pledged: pledge #{f['index'] + 1}, mined in block {f['block']}.")
 _ui.show_outcome(page)

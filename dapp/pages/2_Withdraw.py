@@ -24,7 +24,7 @@ page = f"action:{address}"
 done = _ui.last_outcome(page)
 top = st.empty()  # always in its place, so the component below is never re-mounted
 if done is not None and done.ok:
-    top.success(f"{DONE[done.action]} (transaction `{done.facts['tx']}`)", icon=":material/check_circle:")
+    top.success(f"{DONE[done.action]} {_ui.mined_text(done.facts)}", icon=":material/check_circle:")
 
 ss = st.session_state
 who_key = f"who:{address}"
@@ -44,7 +44,7 @@ def _who(pledger: str) -> dict[str, Any]:
         "status": status,
         "held": held,
         "refundable": str(refundable),
-        "refundableText": T.format_wei(refundable),
+        "refundableText": T.format_wei(refundable, _ui.settings().currency_symbol),
         "isCreator": pledger.lower() == facts.creator.lower(),
         "nonce": int(nonce),
     }

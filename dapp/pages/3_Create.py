@@ -11,7 +11,7 @@ import _text as T
 import _ui
 import streamlit as st
 
-from spartacus.chain import MAX_THRESHOLD, keeper_address
+from spartacus.chain import keeper_address
 from spartacus.keys import parse_public_key
 
 st.title("Create a campaign")
@@ -26,11 +26,11 @@ page = "create"
 done = _ui.last_outcome(page)
 if done is not None and done.ok:
     campaign = done.facts["campaign"]
-    st.success(f"Campaign created at `{campaign}`: your sealed record is pledge #0.", icon=":material/celebration:")
-    st.caption(f"Transaction `{done.facts['tx']}` (block {done.facts['block']}).")
-    st.markdown("Share its page: supporters open it, read it, and pledge.")
-    st.code(_ui.share_url(campaign), language=None, wrap_lines=True)
+    st.success(f"Campaign created at `{campaign}`: your sealed record is pledge #1.", icon=":material/celebration:")
+    st.markdown(_ui.mined_text(done.facts))
     _ui.campaign_link(campaign, label="Open the campaign page")
+    st.markdown("Share its page: supporters open it, read it, and pledge.")
+    _ui.share(campaign, str(st.session_state.get("c_title", "")))
     st.markdown("Your member key file reads the roster (and your instructions) after the reveal: keep it.")
     st.button("Create another campaign", on_click=_ui.clear_outcome, args=(page,))
     st.stop()
@@ -41,10 +41,8 @@ st.text_input("Title", key="c_title", max_chars=F.TITLE_MAX)
 st.text_input("Purpose: one sentence", key="c_purpose", max_chars=F.PURPOSE_MAX)
 st.text_area("Description", key="c_description")
 st.text_area("Public plan of action", key="c_plan")
-st.number_input(
+st.number_input(  # no bounds here: out of range is told below, in words (Streamlit would keep the last value)
     "Threshold N: live pledges (yours included) that trigger the reveal",
-    min_value=1,
-    max_value=MAX_THRESHOLD,
     value=None,
     step=1,
     key="c_threshold",
@@ -85,8 +83,6 @@ st.text_area(
 )
 st.number_input(
     "Keeper threshold t: keepers needed to open a pledge",
-    min_value=1,
-    max_value=32,
     value=None,
     step=1,
     key="c_t",
