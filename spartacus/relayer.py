@@ -8,7 +8,9 @@
 * ``POST /relay`` with a signed request (:class:`spartacus.forwarding.ForwardRequest`, as JSON):
   200 ``{"tx", "status": "sent" | "mined" | "known"}``, or a refusal ``{"error", "reason"}``
   (reasons below; 429 comes with ``Retry-After``);
-* ``GET /tx/<hash>``: 200 ``{"tx", "status": "pending" | "mined" | "failed" | "unknown", "block"}``.
+* ``GET /tx/<hash>``: 200 ``{"tx", "status": "pending" | "mined" | "failed" | "unknown", "block"}``;
+  for a version that another version of the same transaction replaced, the request's status, and
+  ``"mined_as"``: the hash of the version that was mined.
 
 Checks, cheapest first, each refusal one sentence that says what to do:
 
@@ -34,12 +36,27 @@ reason              HTTP  when
 ==================  ====  ==================================================================
 
 Sending: one lock around nonce, signature, journal and broadcast, so concurrent requests never
-share a nonce; the nonce is the relayer's own counter (never below the node's pending count).
-Every signed transaction is journaled (SQLite, synced) before it is broadcast; after a crash,
-the journal's transactions are broadcast again (same bytes, same hash) or settled from their
-receipts, never rebuilt: nothing is lost and nothing is sent twice. The same request sent again
-gets its first transaction back (``known`` / ``mined``); and the forwarder's nonce makes any
-request run once at most, whatever any relayer does.
+share a nonce; the nonce is the relayer's own counter (never below the node's pending count),
+and each accepted request has one, so transactions go out pipelined. Every signed transaction is
+journaled (SQLite, synced) before it is broadcast; after a crash, the journal's transactions are
+broadcast again (same bytes, same hash) or settled from their receipts, never rebuilt: nothing
+is lost and nothing is sent twice. The same request sent again gets its transaction back
+(``known`` / ``mined``); and the forwarder's nonce makes any request run once at most, whatever
+any relayer does.
+
+Fees (``relayer run --max-fee-gwei --stuck-blocks``, the :class:`spartacus._fees.FeePolicy` of
+the chain client): a transaction not mined after ``stuck_blocks`` blocks (the lowest waiting
+nonce; a later one only when its own fee cannot get it into the next block), or refused by the
+node for its fees, is replaced: a new version with the same nonce and both fees raised
+(:func:`spartacus._fees.replacement`), journaled beside the earlier ones before it is sent, at
+most one a block. The journal holds every version; only one can ever be mined, and a receipt of
+any settles the request. At the cap no replacement is made: the newest version waits, and is
+mined when fees fall. After a restart the newest version is sent again, or replaced.
+
+Funds: a request this relayer cannot pay for (its balance below the transaction's gas at its
+max fee) is refused with 503 ``unavailable``, in a sentence that says the relayer is out of
+funds; the log names the address and the amount it needs (at every refusal); ``/health`` says
+503 meanwhile. Nothing stops: once the account is funded, requests are carried again.
 
 Privacy: a client is known only by an HMAC of its IP address under a random key that lives in
 memory and is replaced every rate-limit window; nothing about a client's address is logged or
