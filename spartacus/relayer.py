@@ -1063,6 +1063,8 @@ def serve(
                 relayer.settle()
             except RPCUnavailable as exc:
                 log.warning("node unreachable (%s); retrying", exc.message)
+            except SpartacusError as exc:  # a node that answers oddly: the next pass tries again
+                log.error("journal pass failed: %s; retrying", exc.message)
     finally:
         server.shutdown()
         server.server_close()
