@@ -84,6 +84,20 @@ def relay_request(relayer: str, request: dict[str, Any], timeout: float = 30.0) 
     return tx
 
 
+def _await_relayed(
+    client: ChainClient, settings: Settings, request: dict[str, Any], tx: str, from_block: int
+) -> TxResult:
+    """The relayer's transaction once mined, or the version that replaced it (same nonce, a higher
+    fee: a relayer replaces a transaction stuck behind a fee spike), found by the request it ran."""
+    from spartacus.chain import FactoryClient
+    from spartacus.forwarding import ForwardRequest, _await
+
+    if not settings.factory:
+        return client.wait(tx)
+    return _await(client, FactoryClient(client, settings.factory).forwarder, ForwardRequest.from_json(request), tx,
+                  from_block, 0.5)  # fmt: skip
+
+
 def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], action: str, target: str) -> TxResult:
     """Sends (or waits for) what the component sent for ``action`` to ``target``."""
     if value.get("action") != action or action not in ACTIONS:
@@ -105,7 +119,8 @@ def send_value(client: ChainClient, settings: Settings, value: dict[str, Any], a
         data = str(request.get("data") or "")
         if not _HEX.fullmatch(data) or bytes.fromhex(data[2:])[:4] != _selector(client, action):
             raise InputError(f"the signed request is not a call of {ACTIONS[action][1]}: refused")
-        return client.wait(relay_request(settings.relayer, request))
+        head = client.head()
+        return _await_relayed(client, settings, request, relay_request(settings.relayer, request), head)
     if via == "local":
         alias = str(value.get("account") or "")
         if alias not in local_accounts(settings, client.chain_id):

@@ -617,7 +617,7 @@ class Relayer:
                 self.client.broadcast(sent.raw)
             except RPCUnavailable:
                 log.warning("node unreachable while sending %s: kept in the journal, sent again later", sent.tx_hash)
-                return sent.tx_hash
+                return sent.tx_hash  # sent_block stays NULL: sent again at the next pass
             except _FeeTooLow as exc:
                 # Fees rose past this offer since it was made: kept, and re-priced at the next pass
                 # (up to the cap), like a transaction that a spike leaves behind.
@@ -625,6 +625,15 @@ class Relayer:
                 self._stuck.add(sent.tx_hash)
                 return sent.tx_hash
             except ChainError as exc:
+                # The node's answer to a first sending can be lost and the bytes sent again (the
+                # client retries): "nonce too low" then says that the first one was mined.
+                try:
+                    landed = self.client.receipt(sent.tx_hash) is not None or self.client._known(sent.tx_hash)
+                except RPCUnavailable:
+                    return sent.tx_hash  # not known either way: kept, and sent again at the next pass
+                if landed:
+                    self._sent_at_block(sent.tx_hash)
+                    return sent.tx_hash
                 # Refused by the node: never in its pool. Unjournal it; on a stale nonce, resync once.
                 self._unjournal(digest)
                 self._next_nonce -= 1
@@ -733,6 +742,7 @@ class Relayer:
                 if status == "failed":
                     log.warning("transaction %s failed on-chain (the state moved after its simulation)", tx_hash)
                 self._gone.pop(digest, None)
+                self._repriced.pop(digest, None)
                 return status
         return None
 
@@ -773,7 +783,8 @@ class Relayer:
                     first_waiting = False
                     continue
             first_waiting = False
-            if rebroadcast_all or refused or now - sent_at >= self.rebroadcast_after:
+            unanswered = sent_block is None  # never seen taken by the node (its answer lost, say)
+            if rebroadcast_all or refused or unanswered or now - sent_at >= self.rebroadcast_after:
                 self._rebroadcast(digest, newest_hash, newest_raw, head, now)
 
     def _below_next_block(self, version: Sent) -> bool:
