@@ -25,6 +25,7 @@ so the relay's and the relayer's owners add theirs (``soak.add(Proc(...))``,
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import queue
@@ -477,7 +478,12 @@ def keeper_soak(
             )
             soak.check("members reading every live pledge", no_pledge_lost)
             soak.check("keepers with an empty journal", journals_empty)
-            results = soak.run_checks()
+            try:
+                results = soak.run_checks()
+            except AssertionError as exc:  # the load's own errors tell why, often
+                if work.errors:
+                    raise AssertionError(f"{exc}; and the load met errors: {work.errors[:5]}") from exc
+                raise
             assert all(code == 0 for code in statuses.values()), f"a process did not stop cleanly: {statuses}"
             assert not work.errors, work.errors[:5]
             texts = {p.name: p.log.read_text() for p in soak.procs}
@@ -624,7 +630,7 @@ class RelayedPledges(Driver):
         while time.monotonic() < deadline:
             try:
                 status, doc = _post(self.url + "/relay", body.encode())
-            except OSError:  # down (killed, restarting), or the answer lost with the process
+            except (OSError, http.client.HTTPException, ValueError):  # down, restarting, or killed mid-answer
                 self.answers["unreachable"] += 1
                 time.sleep(0.2)
                 continue
