@@ -25,8 +25,10 @@ so the relay's and the relayer's owners add theirs (``soak.add(Proc(...))``,
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import queue
 import random
 import signal
 import sqlite3
@@ -35,6 +37,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,6 +129,11 @@ class Soak:
         self.rng = rng
         self.procs: list[Proc] = []
         self.checks: list[tuple[str, Callable[[], Any]]] = []
+        self.finishers: list[tuple[str, Callable[[], bool]]] = []
+        self.after_stop: list[Callable[[], None]] = []
+        self.drivers: list[Driver] = []
+        self.figure_fns: list[Callable[[], dict[str, Any]]] = []
+        self.closers: list[Callable[[], None]] = []
         self.unexpected: list[str] = []
 
     def add(self, proc: Proc) -> Proc:
@@ -132,7 +141,29 @@ class Soak:
         return proc
 
     def check(self, name: str, fn: Callable[[], Any]) -> None:
+        """An end-of-run check: raises AssertionError when a property broke; returns a figure."""
         self.checks.append((name, fn))
+
+    def finish(self, name: str, done: Callable[[], bool]) -> None:
+        """After the kills, the run waits until every ``done()`` holds (the processes' work finished)."""
+        self.finishers.append((name, done))
+
+    def drive(self, driver: Driver) -> Driver:
+        """A background load (a thread) started with the processes, asked to stop after the kills."""
+        self.drivers.append(driver)
+        return driver
+
+    def then(self, action: Callable[[], None]) -> None:
+        """Run once every process has stopped, before the checks (an operator's step)."""
+        self.after_stop.append(action)
+
+    def figures(self, fn: Callable[[], dict[str, Any]]) -> None:
+        """More figures for the run's report."""
+        self.figure_fns.append(fn)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run at the very end, whatever happened (servers, proxies)."""
+        self.closers.append(fn)
 
     def start(self) -> None:
         for proc in self.procs:
@@ -154,7 +185,7 @@ class Soak:
                 continue
             if proc.events and self.rng.random() < 0.5:
                 mode = "after-event"
-                wait_until = time.monotonic() + 8
+                wait_until = time.monotonic() + 5
                 while time.monotonic() < wait_until and proc.alive():
                     if any(e in proc.new_output() for e in proc.events):
                         break
@@ -188,7 +219,19 @@ class Soak:
         return results
 
 
+class Driver(threading.Thread):
+    """A background load of the soak: ``run`` until ``stop`` is set, then finish what it started."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+
 # ─── The keepers' scenario ───────────────────────────────────────────────────────────
+
+#: Campaigns that end revealed (the relayed ones, by their last relayed pledge).
+REVEALED = ("revealed", "withdrawn", "relayed")
 
 
 @dataclass
@@ -197,19 +240,29 @@ class Workload:
 
     d: Deployment
     rng: random.Random
-    kinds: dict[str, str] = field(default_factory=dict)  # campaign -> revealed | withdrawn | cancelled | open
+    kinds: dict[str, str] = field(default_factory=dict)  # campaign -> revealed | withdrawn | cancelled | open | relayed
     withdrawn: dict[str, set[int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: the kinds made in turn; ``relayed`` (the last two pledges, the reveal, through a relayer)
+    #: is added by :func:`services_soak`
+    cycle: list[str] = field(default_factory=lambda: ["revealed", "withdrawn", "cancelled", "open"])
+    relay: str | None = None  # a relay service's public key, named by every campaign
+    relayed: Callable[[str, list[str]], None] | None = None  # queues relayed pledges (campaign, names)
 
     def one(self, kind: str) -> str:
         from spartacus.anvil import dev_key
         from spartacus.chain import CampaignClient, KeySigner
 
         size = self.rng.randint(3, 6)
-        campaign = create_campaign(self.d, threshold=size)
+        extra = {"relay": self.relay} if self.relay else {}
+        campaign = create_campaign(self.d, threshold=size, **extra)
         self.kinds[campaign] = "open"
         self.withdrawn[campaign] = set()
-        if kind == "revealed":
+        if kind == "relayed":  # every pledge but the organizer's through the relayer, at once
+            assert self.relayed is not None, "no relayer in this soak"
+            n = len(self.kinds)
+            self.relayed(campaign, [f"Relayed {n} {j}" for j in range(size - 1)])  # the last one reveals
+        elif kind == "revealed":
             for i in range(size - 1):
                 pledge(self.d, campaign, f"Member {i}")
         elif kind == "withdrawn":
@@ -226,8 +279,9 @@ class Workload:
             for i in range(size - 2):
                 pledge(self.d, campaign, f"Member {i}")
         state = CampaignClient(self.d.client, campaign).status().state
-        expected = {"revealed": "revealed", "withdrawn": "revealed", "cancelled": "cancelled", "open": "open"}[kind]
-        if state != expected:
+        expected = {"revealed": "revealed", "withdrawn": "revealed", "cancelled": "cancelled", "open": "open",
+                    "relayed": None}[kind]  # fmt: skip
+        if expected is not None and state != expected:
             raise RuntimeError(f"campaign {campaign} ({kind}) is {state}, not {expected}")
         self.kinds[campaign] = kind
         return campaign
@@ -244,7 +298,6 @@ class Chaos(threading.Thread):
         self.spikes = 0
         self.lie_switches = 0
         self.lying = False
-        self.kinds = ["revealed", "withdrawn", "cancelled", "open"]
 
     def run(self) -> None:
         last_campaign = last_lie = 0.0
@@ -263,7 +316,7 @@ class Chaos(threading.Thread):
                     self.set_lies(not self.lying)
                     last_lie = now
                 if now - last_campaign > 6:
-                    self.work.one(self.kinds[len(self.work.kinds) % len(self.kinds)])
+                    self.work.one(self.work.cycle[len(self.work.kinds) % len(self.work.cycle)])
                     last_campaign = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - recorded, reported, fails the run
                 self.work.errors.append(f"{exc.__class__.__name__}: {exc}")
@@ -335,11 +388,13 @@ def keeper_soak(
             )  # fmt: skip
         if extend is not None:
             extend(soak, d, work)
-        for kind in ("revealed", "withdrawn", "cancelled", "open"):  # one of each before the kills
-            work.one(kind)
-        say(f"{len(work.kinds)} campaigns; starting {len(soak.procs)} processes")
         chaos = Chaos(d, nodes[0], work, rng)
         try:
+            for driver in soak.drivers:
+                driver.start()
+            for kind in work.cycle:  # one of each before the kills
+                work.one(kind)
+            say(f"{len(work.kinds)} campaigns; starting {len(soak.procs)} processes")
             soak.start()
             chaos.start()
             say(f"killing until {kills} kills")
@@ -347,12 +402,14 @@ def keeper_soak(
             kill_phase = time.monotonic() - started
             chaos.stop.set()
             chaos.join()
+            for driver in soak.drivers:
+                driver.stop.set()
             nodes[0].honest()
-            say(f"{soak.kills()} kills in {kill_phase:.0f} s; letting the keepers finish")
+            say(f"{soak.kills()} kills in {kill_phase:.0f} s; letting the processes finish")
 
             def done() -> bool:
                 for campaign, kind in work.kinds.items():
-                    if kind not in ("revealed", "withdrawn"):
+                    if kind not in REVEALED:
                         continue
                     c = CampaignClient(client, campaign)
                     live = {p.index for p in c.pledges() if p.live}
@@ -361,17 +418,24 @@ def keeper_soak(
                         return False
                 return True
 
-            deadline = time.monotonic() + 240
-            while not done():
+            finishers = [*soak.finishers, ("the keepers to finish", done)]
+            deadline = time.monotonic() + 300
+            while waiting := [name for name, ok in finishers if not ok()]:
                 if time.monotonic() > deadline:
-                    raise AssertionError("the keepers did not finish within 240 s after the kills")
+                    raise AssertionError(f"still waiting 300 s after the kills for: {', '.join(waiting)}")
                 client.w3.provider.make_request("evm_mine", [])
                 for proc in soak.procs:
                     if not proc.alive():
                         soak._died(proc)
                         proc.start()
                 time.sleep(1)
+            finish_phase = time.monotonic() - started - kill_phase
             statuses = soak.stop()
+            for driver in soak.drivers:
+                driver.join(timeout=30)
+                work.errors.extend(driver.errors)
+            for action in soak.after_stop:
+                action()
 
             def never_below_threshold() -> int:
                 for campaign, kind in work.kinds.items():
@@ -382,7 +446,7 @@ def keeper_soak(
             def nothing_twice_nothing_forged_nothing_withdrawn() -> int:
                 checked = 0
                 for campaign, kind in work.kinds.items():
-                    if kind not in ("revealed", "withdrawn"):
+                    if kind not in REVEALED:
                         continue
                     c = CampaignClient(client, campaign)
                     total = c.status().total_pledges
@@ -396,7 +460,7 @@ def keeper_soak(
             def no_pledge_lost() -> int:
                 members = 0
                 for campaign, kind in work.kinds.items():
-                    if kind in ("revealed", "withdrawn"):
+                    if kind in REVEALED:
                         assert_full_rosters(d, campaign)
                         members += len(d.members[campaign])
                 return members
@@ -414,7 +478,12 @@ def keeper_soak(
             )
             soak.check("members reading every live pledge", no_pledge_lost)
             soak.check("keepers with an empty journal", journals_empty)
-            results = soak.run_checks()
+            try:
+                results = soak.run_checks()
+            except AssertionError as exc:  # the load's own errors tell why, often
+                if work.errors:
+                    raise AssertionError(f"{exc}; and the load met errors: {work.errors[:5]}") from exc
+                raise
             assert all(code == 0 for code in statuses.values()), f"a process did not stop cleanly: {statuses}"
             assert not work.errors, work.errors[:5]
             texts = {p.name: p.log.read_text() for p in soak.procs}
@@ -422,29 +491,384 @@ def keeper_soak(
                 "seed": seed,
                 "seconds": round(time.monotonic() - started),
                 "kill_phase_seconds": round(kill_phase),
+                "finish_phase_seconds": round(finish_phase),
                 "kills": soak.kills(),
                 "kills_by_process": {p.name: dict(p.kills) for p in soak.procs},
                 "starts": {p.name: p.starts for p in soak.procs},
                 "exited_by_itself": soak.unexpected,
                 "campaigns": dict(Counter(work.kinds.values())),
                 "release_transactions": sum(len(CampaignClient(client, c).releases()) for c in work.kinds),
-                "replacements": sum(t.count("replaced by") for t in texts.values()),
+                "release_replacements": sum(texts[f"keeper{i}"].count("replaced by") for i in range(3)),
                 "refusals_behind_the_liar": texts["keeper0"].count("refusing to release")
                 + texts["keeper0"].count("the nodes disagree"),
-                "out_of_funds": sum(t.count("keeper out of funds") for t in texts.values()),
+                "out_of_funds": sum(texts[f"keeper{i}"].count("keeper out of funds") for i in range(3)),
                 "fee_spikes": chaos.spikes,
                 "lie_switches": chaos.lie_switches,
                 "nodes": [dict(n.stats) for n in nodes],
                 "checks": results,
             }
+            for more in soak.figure_fns:
+                figures |= more()
         finally:  # whatever happened, nothing of the soak outlives it
             chaos.stop.set()
+            for driver in soak.drivers:
+                driver.stop.set()
             for proc in soak.procs:
                 if proc.alive():
                     proc.stop(timeout=20)
             for proxy in nodes:
                 proxy.close()
+            for close in soak.closers:
+                close()
         return figures
+
+
+# ─── The relay service and the relayer ──────────────────────────────────────────────
+
+ORGANIZER_EMAIL = "olga@example.org"  # rpcproxy.create_campaign's organizer
+
+
+def email_of(name: str) -> str:
+    """The address rpcproxy.pledge gives a member (the relayed pledges here do the same)."""
+    return f"{name.lower().replace(' ', '.')}@example.org"
+
+
+def _post(url: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            return int(exc.code), json.loads(exc.read())
+        except ValueError:  # the relayer's short 503 when all its connections are busy
+            return int(exc.code), {}
+
+
+@dataclass
+class Accepted:
+    """A relayed pledge the relayer answered 200 for."""
+
+    campaign: str
+    name: str
+    member: Any  # the member KeyPair: it signed the request, it is the pledger
+    tx: str  # what the relayer answered first
+    index: int | None = None  # the pledge's index, once it ran
+
+
+class RelayedPledges(Driver):
+    """Pledges through the relayer, each from a fresh member key that holds no ether (the pledger is
+    the key's own address), sealed for real. Each request is signed once and posted, the same bytes
+    again and again, until the relayer answers 200: as a client does while the relayer is killed,
+    restarted, out of reach or busy (503). Any other answer to these good requests is an error."""
+
+    def __init__(self, d: Deployment, url: str) -> None:
+        from web3 import Web3
+
+        from spartacus.chain import ChainClient, FactoryClient
+
+        super().__init__()
+        self.d, self.url = d, url
+        self.client = ChainClient(Web3(Web3.HTTPProvider(d.url, request_kwargs={"timeout": 60})))
+        self.forwarder = FactoryClient(self.client, d.factory).forwarder
+        self.jobs: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.accepted: list[Accepted] = []
+        self.answers: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._open = 0
+
+    def add(self, campaign: str, names: list[str]) -> None:
+        with self._lock:
+            self._open += len(names)
+        for name in names:
+            self.jobs.put((campaign, name))
+
+    def idle(self) -> bool:
+        with self._lock:
+            return self._open == 0
+
+    def run(self) -> None:
+        """Three clients at once: the relayer's transactions go out pipelined."""
+        workers = [threading.Thread(target=self._work, daemon=True) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                campaign, name = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return
+                continue
+            try:
+                self.carry(campaign, name)
+            except Exception as exc:  # noqa: BLE001 - recorded, reported, fails the run
+                self.errors.append(f"relayed pledge of {name} to {campaign}: {exc.__class__.__name__}: {exc}")
+            finally:
+                with self._lock:
+                    self._open -= 1
+
+    def carry(self, campaign: str, name: str) -> None:
+        from spartacus.chain import CampaignClient
+        from spartacus.envelope import PledgeContent, seal
+        from spartacus.forwarding import ForwardRequest, estimate_call_gas
+        from spartacus.keys import KeyPair
+
+        member = KeyPair.generate()
+        c = CampaignClient(self.client, campaign)
+        envelope = seal(PledgeContent(name=name, contact={"email": email_of(name)}), c.context(), member,
+                        pledger=member.address)  # fmt: skip
+        data = self.client.contracts.encode_call("Campaign", "pledge", [envelope, member.compressed])
+        gas = estimate_call_gas(self.client, self.forwarder, member.address, campaign, data, 0)
+        unsigned = ForwardRequest(member.address, campaign, 0, int(gas * 1.5) + 100_000, 0,
+                                  self.client.timestamp() + 3600, data)  # fmt: skip
+        body = json.dumps(unsigned.sign(member.secret_bytes(), self.client.chain_id, self.forwarder).to_json())
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                status, doc = _post(self.url + "/relay", body.encode())
+            except (OSError, http.client.HTTPException, ValueError):  # down, restarting, or killed mid-answer
+                self.answers["unreachable"] += 1
+                time.sleep(0.2)
+                continue
+            self.answers[str(status)] += 1
+            if status == 200:
+                self.accepted.append(Accepted(campaign, name, member, str(doc["tx"])))
+                return
+            if status in (429, 503):
+                time.sleep(0.3)
+                continue
+            raise RuntimeError(f"the relayer refused a good request: HTTP {status} {doc}")
+        raise RuntimeError("the relayer did not take the request in 600 s")
+
+    def all_ran(self) -> bool:
+        """Every accepted pledge ran (its signer's forwarder nonce moved); records its index and
+        makes it a member of its campaign, as the checks expect."""
+        from spartacus.chain import CampaignClient
+        from spartacus.forwarding import forwarder_nonce
+
+        if not self.idle():
+            return False
+        for a in self.accepted:
+            if a.index is not None:
+                continue
+            if forwarder_nonce(self.client, self.forwarder, a.member.address) == 0:
+                return False
+            index, status, _ = CampaignClient(self.client, a.campaign).pledge_of(a.member.address)
+            assert status == "live", f"relayed pledge of {a.name} ran, but is {status}"
+            a.index = int(index)
+            self.d.members[a.campaign].append((a.member, a.index, a.name))
+        return True
+
+
+def services_soak(soak: Soak, d: Deployment, work: Workload) -> None:
+    """Adds the relay service and the relayer to the keepers' soak (``keeper_soak(extend=...)``).
+
+    * One relay service key, named by every campaign (``create --relay``), ``relay run --key-file``
+      behind a capped (Alchemy's words: 2,000 blocks or 5 logs) and flaky node (2 % of requests
+      dropped, 2 % of answers lost), sending to an aiosmtpd server that queues each message before
+      its 250 and takes 100 ms to answer (``tests/relay_helpers.py``): kills land mid-delivery, and
+      right after a message went (between two sends).
+    * One relayer (``relayer run --stuck-blocks 2 --max-fee-gwei 500``) behind a capped (reth's
+      words: 100 blocks or 20 logs), flaky and rate-limited node (60 requests/s), carrying every
+      pledge but the organizer's of every ``relayed`` campaign (one in five), the reveal with the
+      last, from three clients at once that each retry the same signed request until it is taken;
+      SIGKILLed too, at any moment or right after it carried a request or replaced a transaction.
+
+    Neither has a defence against a node that lies (the keepers check logs against storage; the
+    relay and the relayer believe their node): both stay behind honest, if capped and flaky, nodes.
+    The checks: every member of every revealed campaign e-mailed its roster exactly once, nobody
+    else; no Message-ID twice; every delivered row received once; every ``uncertain`` row (killed
+    inside the commit window) counted, found received, or resent once after checking the server,
+    as an operator would; every accepted relayed pledge ran exactly once, in one relayer
+    transaction, and the relayer spent no nonce on anything else.
+    """
+    from relay_helpers import Mailbox
+
+    from spartacus.anvil import free_port
+    from spartacus.relay import relay_status
+
+    run_dir = d.cwd
+    rng = soak.rng
+    key = d.cli(d.url, "relay", "init", "--key-file", "relay.key")
+    work.relay = str(key["public_key"])
+    box = Mailbox().start()
+    box.answer_delay = 0.1  # like an MTA that queues before it answers: kills land mid-delivery
+    soak.on_close(box.stop)
+    relay_node = RpcProxy(d.url, caps=LogCaps("alchemy", max_range=2_000, max_results=5), drop=0.02,
+                          drop_after=0.02, seed=rng.random())  # fmt: skip
+    relayer_node = RpcProxy(d.url, caps=LogCaps("reth", max_range=100, max_results=20), drop=0.02,
+                            drop_after=0.02, rate_limit=60, seed=rng.random())  # fmt: skip
+    for proxy in (relay_node, relayer_node):
+        soak.on_close(proxy.close)
+    relay_state = run_dir / "relay.sqlite"
+    smtp = ["--smtp-host", "127.0.0.1", "--smtp-port", str(box.port)]
+    soak.add(
+        Proc(
+            name="relay",
+            argv=[sys.executable, "-m", "spartacus.cli", "relay", "run", "--key-file", "relay.key", *smtp,
+                  "--state", str(relay_state), "--interval", "0.3", "--settle", "2", "--retry-base", "0.5",
+                  "--retry-max", "5"],
+            env=os.environ | {"SPARTACUS_NETWORK": relay_node.url, "SPARTACUS_FACTORY": d.factory,
+                              "PYTHONUNBUFFERED": "1"},
+            cwd=run_dir,
+            log=run_dir / "relay.log",
+            events=("sent ",),
+        )
+    )  # fmt: skip
+    port = free_port()
+    relayer_state = run_dir / "relayer.sqlite"
+    relayer_account = 9  # TEST::9: funded by anvil, used by nothing else here
+    soak.add(
+        Proc(
+            name="relayer",
+            argv=[sys.executable, "-m", "spartacus.cli", "-v", "relayer", "run", "--account",
+                  f"TEST::{relayer_account}", "--port", str(port), "--state", str(relayer_state),
+                  "--client-limit", "1000000", "--campaign-limit", "1000000", "--interval", "0.3",
+                  "--stuck-blocks", "2", "--max-fee-gwei", "500"],
+            env=os.environ | {"SPARTACUS_NETWORK": relayer_node.url, "SPARTACUS_FACTORY": d.factory,
+                              "PYTHONUNBUFFERED": "1"},
+            cwd=run_dir,
+            log=run_dir / "relayer.log",
+            events=("carried ", "replaced by"),
+        )
+    )  # fmt: skip
+    from spartacus.anvil import dev_key
+    from spartacus.chain import FactoryClient, KeySigner
+
+    relayer_address = KeySigner(dev_key(relayer_account)).address
+    relayer_nonce = int(d.client.w3.eth.get_transaction_count(relayer_address))
+    forwarder = FactoryClient(d.client, d.factory).forwarder
+    relayed = soak.drive(RelayedPledges(d, f"http://127.0.0.1:{port}"))
+    work.relayed = relayed.add
+    work.cycle.append("relayed")
+    resend: dict[str, Any] = {}
+
+    # ── what a finished run looks like
+
+    def expected_rosters() -> set[tuple[str, str]]:
+        """(campaign, address) of every member of every revealed campaign (withdrawn ones left out)."""
+        out = set()
+        for campaign, kind in list(work.kinds.items()):
+            if kind in REVEALED:
+                for _key, index, name in d.members[campaign]:
+                    out.add((campaign.lower(), ORGANIZER_EMAIL if index == 0 else email_of(name)))
+        return out
+
+    def relay_done() -> bool:
+        if not relay_state.exists():
+            return False
+        st = relay_status(relay_state)
+        if st["counts"]["pending"]:
+            return False
+        covered = {(r["campaign"].lower(), r["email"]) for r in st["delivered"] + st["uncertain"]
+                   if r["kind"] == "roster"}  # fmt: skip
+        return expected_rosters() <= covered
+
+    def relayer_done() -> bool:
+        with sqlite3.connect(relayer_state) as db:
+            (waiting,) = db.execute("SELECT COUNT(*) FROM requests WHERE status = 'sent'").fetchone()
+        return waiting == 0
+
+    soak.finish("the relayed pledges to run", relayed.all_ran)
+    soak.finish("the relayer's journal to settle", relayer_done)
+    soak.finish("the relay to e-mail every member", relay_done)
+
+    def resend_missing_uncertain() -> None:
+        """What an operator does with ``uncertain`` rows: check the server, resend what it lacks."""
+        st = relay_status(relay_state)
+        received = {str(r.message["Message-ID"]) for r in box.received}
+        missing = [r["message_id"] for r in st["uncertain"] if r["message_id"] not in received]
+        resend.update(uncertain=len(st["uncertain"]), received=len(st["uncertain"]) - len(missing), resent=missing)
+        if missing:
+            out = subprocess.run(
+                [sys.executable, "-m", "spartacus.cli", "relay", "run", "--key-file", "relay.key", *smtp,
+                 "--state", str(relay_state), "--once", "--settle", "0",
+                 *[a for m in missing for a in ("--resend", m)]],
+                cwd=run_dir, env=os.environ | {"SPARTACUS_NETWORK": d.url, "SPARTACUS_FACTORY": d.factory},
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert out.returncode == 0, f"the resend of {len(missing)} uncertain message(s) failed: {out.stderr}"
+
+    soak.then(resend_missing_uncertain)
+
+    # ── the checks
+
+    def relay_exactly_once() -> dict[str, int]:
+        messages = [(str(r.message["X-Spartacus-Campaign"]).lower(), r.rcpt_tos[0], str(r.message["X-Spartacus-Kind"]),
+                     str(r.message["Message-ID"])) for r in box.received]  # fmt: skip
+        twice = [m for m, n in Counter(m[3] for m in messages).items() if n > 1]
+        assert not twice, f"{len(twice)} e-mail(s) sent twice: {twice[:3]}"
+        rosters = Counter((c, to) for c, to, kind, _ in messages if kind == "roster")
+        expected = expected_rosters()
+        lost = expected - set(rosters)
+        assert not lost, f"{len(lost)} member(s) never e-mailed their roster: {sorted(lost)[:3]}"
+        assert set(rosters) == expected, f"rosters to non-members: {sorted(set(rosters) - expected)[:3]}"
+        assert all(n == 1 for n in rosters.values())
+        kinds = Counter(kind for _, _, kind, _ in messages)
+        assert set(kinds) <= {"roster", "update"}, kinds  # no late joiner, no progress note in this soak
+        st = relay_status(relay_state)
+        assert st["counts"]["pending"] == 0 and st["counts"]["failed"] == 0, st["counts"]
+        ids = {m[3] for m in messages}
+        undelivered = [r["message_id"] for r in st["delivered"] if r["message_id"] not in ids]
+        assert not undelivered, f"{len(undelivered)} row(s) marked delivered that the server never got"
+        unsent = ids - {r["message_id"] for r in st["delivered"] + st["uncertain"]}
+        assert not unsent, f"{len(unsent)} message(s) received that the relay has no row for"
+        return {"members": len(expected), "messages": len(messages), "updates": kinds["update"]}
+
+    def relayer_exactly_once() -> dict[str, int]:
+        from spartacus.forwarding import forwarder_nonce
+
+        ran = Counter()
+        for lg in d.client.logs(forwarder, ["ExecutedForwardRequest"], from_block=d.factory_block):
+            assert lg.args["success"], f"a relayed request failed inside the forwarder: {lg.tx_hash}"
+            ran[lg.args["signer"].lower()] += 1
+        for a in relayed.accepted:
+            times = ran[a.member.address.lower()]
+            assert times == 1, f"the relayed pledge of {a.name} ran {times} times"
+            assert forwarder_nonce(d.client, forwarder, a.member.address) == 1
+        assert sum(ran.values()) == len(relayed.accepted), "a request ran that no client had accepted"
+        sent = int(d.client.w3.eth.get_transaction_count(relayer_address)) - relayer_nonce
+        assert sent == len(relayed.accepted), f"the relayer spent {sent} nonces on {len(relayed.accepted)} requests"
+        with sqlite3.connect(relayer_state) as db:
+            statuses = Counter(s for (s,) in db.execute("SELECT status FROM requests"))
+            (versions,) = db.execute("SELECT COUNT(*) FROM versions").fetchone()
+            (mixed,) = db.execute(
+                "SELECT COUNT(*) FROM versions v JOIN requests r ON r.digest = v.digest"
+                " WHERE v.account_nonce != r.account_nonce"
+            ).fetchone()
+        assert statuses == {"mined": len(relayed.accepted)}, statuses
+        assert mixed == 0, "a version with another nonce than its request's"
+        return {"requests": len(relayed.accepted), "versions": int(versions)}
+
+    soak.check("relay: every member e-mailed once, nothing twice, nothing lost", relay_exactly_once)
+    soak.check("relayer: every accepted request ran once, nothing sent twice", relayer_exactly_once)
+
+    def figures() -> dict[str, Any]:
+        relayer_log = (run_dir / "relayer.log").read_text()
+        relay_log = (run_dir / "relay.log").read_text()
+        return {
+            "relay": {
+                "messages": len(box.received),
+                "sent_lines": relay_log.count("\nsent ") + relay_log.startswith("sent "),
+                "uncertain": resend.get("uncertain", 0),
+                "uncertain_received": resend.get("received", 0),
+                "uncertain_resent_after_checking": len(resend.get("resent", [])),
+                "node": dict(relay_node.stats),
+            },
+            "relayer": {
+                "accepted": len(relayed.accepted),
+                "answers": dict(relayed.answers),
+                "replacements": relayer_log.count("replaced by"),
+                "waits_at_cap": relayer_log.count("waits at the fee cap"),
+                "node": dict(relayer_node.stats),
+            },
+        }
+
+    soak.figures(figures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,7 +883,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         run_dir = args.dir or Path(tmp)
         run_dir.mkdir(parents=True, exist_ok=True)
-        figures = keeper_soak(run_dir, args.kills, seed, say=lambda s: print(f"soak: {s}", flush=True))
+        figures = keeper_soak(
+            run_dir, args.kills, seed, say=lambda s: print(f"soak: {s}", flush=True), extend=services_soak
+        )
     text = json.dumps(figures, indent=2, sort_keys=True)
     print(text)
     if args.json:

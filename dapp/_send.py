@@ -85,6 +85,20 @@ def relay_request(relayer: str, request: dict[str, Any], timeout: float = 30.0) 
     return tx
 
 
+def _await_relayed(
+    client: ChainClient, settings: Settings, request: dict[str, Any], tx: str, from_block: int
+) -> TxResult:
+    """The relayer's transaction once mined, or the version that replaced it (same nonce, a higher
+    fee: a relayer replaces a transaction stuck behind a fee spike), found by the request it ran."""
+    from spartacus.chain import FactoryClient
+    from spartacus.forwarding import ForwardRequest, await_forwarded
+
+    if not settings.factory:
+        return client.wait(tx)
+    forwarder = FactoryClient(client, settings.factory).forwarder
+    return await_forwarded(client, forwarder, ForwardRequest.from_json(request), tx, from_block, 0.5)
+
+
 def _nothing(tx: str) -> None:
     pass
 
@@ -119,9 +133,10 @@ def send_value(
         data = str(request.get("data") or "")
         if not _HEX.fullmatch(data) or bytes.fromhex(data[2:])[:4] != _selector(client, action):
             raise InputError(f"the signed request is not a call of {ACTIONS[action][1]}: refused")
+        head = client.head()
         tx = relay_request(settings.relayer, request)
         submitted(tx)
-        return client.wait(tx)
+        return _await_relayed(client, settings, request, tx, head)
     if via == "local":
         alias = str(value.get("account") or "")
         if alias not in local_accounts(settings, client.chain_id):

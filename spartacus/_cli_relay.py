@@ -14,15 +14,17 @@ one line on stderr by ``spartacus.cli.main``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._exceptions import InputError
+from ._exceptions import InputError, RPCUnavailable
 
 __all__ = ["relay"]
 
@@ -234,8 +236,8 @@ def relay_run(
     def say(line: str) -> None:
         click.echo(line, err=as_json)  # progress; with --json stdout is kept for the one object
 
-    stopping = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    stopping = threading.Event()  # SIGTERM: between two messages, or while waiting for the node
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     options: dict[str, Any] = {
         "dapp_url": url,
         "settle": settle,
@@ -243,7 +245,16 @@ def relay_run(
         "retry_max": retry_max,
         "notify": say,
     }
-    with connect(network) as w3:
+    with contextlib.ExitStack() as connection:
+        try:
+            # A node that is down is waited for (not with --once), with the backoff of a running relay.
+            w3 = connection.enter_context(
+                connect(network, wait=not once, interval=retry_base, max_backoff=retry_max, stop=stopping)
+            )
+        except RPCUnavailable:
+            if stopping.is_set():
+                return  # stopped while waiting for the node
+            raise
         client = ChainClient(w3)
         runner: Relay | RelayService
         if campaign:
@@ -256,7 +267,7 @@ def relay_run(
                 count = runner.resend_uncertain(list(resend) if resend else None)
                 say(f"{count} uncertain message(s) queued again")
             try:
-                report = runner.run(once=once, interval=interval, stop=lambda: stopping["now"])
+                report = runner.run(once=once, interval=interval, stop=stopping.is_set)
             except KeyboardInterrupt:
                 return
     status = relay_status(state, campaign)

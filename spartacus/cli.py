@@ -857,6 +857,20 @@ def relayer() -> None:
     " hop counts). Only with a proxy that sets it, or clients could pick their own identity.",
 )
 @click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between journal passes.")
+@click.option(
+    "--max-fee-gwei",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Most a transaction may offer per gas, in gwei, replacements included (default: no cap). One stuck "
+    "behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
+)
+@click.option(
+    "--stuck-blocks",
+    type=click.IntRange(1, 10_000),
+    default=3,
+    show_default=True,
+    help="Blocks a transaction may stay unmined before it is replaced with a higher fee.",
+)
 @network_option
 @account_option
 @_connected
@@ -875,9 +889,15 @@ def relayer_run(
     min_balance_wei: int | None,
     forwarded_header: str | None,
     interval: float,
+    max_fee_gwei: float | None,
+    stuck_blocks: int,
 ) -> None:
     """Serve the relayer API over HTTP until stopped (SIGTERM or Ctrl-C)."""
+    from ._fees import GWEI, FeePolicy
     from .relayer import Limits, Relayer, serve
+
+    client.fee_policy = FeePolicy(max_fee=None if max_fee_gwei is None else int(max_fee_gwei * GWEI),
+                                  stuck_blocks=stuck_blocks)  # fmt: skip
 
     signer = _signer(account, client)
     if hasattr(signer, "_account") and hasattr(signer._account, "set_autosign"):

@@ -588,12 +588,12 @@ def send_relayed(
             " the chain and send it again (it never runs twice)"
         ) from exc
     say(f"relayer: {answer['status']} {answer['tx']}")
-    result = _await(client, forwarder, request, answer["tx"], from_block, poll)
+    result = await_forwarded(client, forwarder, request, answer["tx"], from_block, poll)
     journal.unlink(missing_ok=True)
     return result
 
 
-def _await(
+def await_forwarded(
     client: ChainClient, forwarder: str, request: ForwardRequest, tx: str, from_block: int, poll: float
 ) -> TxResult:
     """The request's transaction once mined: the relayer's hash, or whatever transaction ran the

@@ -8,7 +8,9 @@
 * ``POST /relay`` with a signed request (:class:`spartacus.forwarding.ForwardRequest`, as JSON):
   200 ``{"tx", "status": "sent" | "mined" | "known"}``, or a refusal ``{"error", "reason"}``
   (reasons below; 429 comes with ``Retry-After``);
-* ``GET /tx/<hash>``: 200 ``{"tx", "status": "pending" | "mined" | "failed" | "unknown", "block"}``.
+* ``GET /tx/<hash>``: 200 ``{"tx", "status": "pending" | "mined" | "failed" | "unknown", "block"}``;
+  for a version that another version of the same transaction replaced, the request's status, and
+  ``"mined_as"``: the hash of the version that was mined.
 
 Checks, cheapest first, each refusal one sentence that says what to do:
 
@@ -34,12 +36,27 @@ reason              HTTP  when
 ==================  ====  ==================================================================
 
 Sending: one lock around nonce, signature, journal and broadcast, so concurrent requests never
-share a nonce; the nonce is the relayer's own counter (never below the node's pending count).
-Every signed transaction is journaled (SQLite, synced) before it is broadcast; after a crash,
-the journal's transactions are broadcast again (same bytes, same hash) or settled from their
-receipts, never rebuilt: nothing is lost and nothing is sent twice. The same request sent again
-gets its first transaction back (``known`` / ``mined``); and the forwarder's nonce makes any
-request run once at most, whatever any relayer does.
+share a nonce; the nonce is the relayer's own counter (never below the node's pending count),
+and each accepted request has one, so transactions go out pipelined. Every signed transaction is
+journaled (SQLite, synced) before it is broadcast; after a crash, the journal's transactions are
+broadcast again (same bytes, same hash) or settled from their receipts, never rebuilt: nothing
+is lost and nothing is sent twice. The same request sent again gets its transaction back
+(``known`` / ``mined``); and the forwarder's nonce makes any request run once at most, whatever
+any relayer does.
+
+Fees (``relayer run --max-fee-gwei --stuck-blocks``, the :class:`spartacus._fees.FeePolicy` of
+the chain client): a transaction not mined after ``stuck_blocks`` blocks (the lowest waiting
+nonce; a later one only when its own fee cannot get it into the next block), or refused by the
+node for its fees, is replaced: a new version with the same nonce and both fees raised
+(:func:`spartacus._fees.replacement`), journaled beside the earlier ones before it is sent, at
+most one a block. The journal holds every version; only one can ever be mined, and a receipt of
+any settles the request. At the cap no replacement is made: the newest version waits, and is
+mined when fees fall. After a restart the newest version is sent again, or replaced.
+
+Funds: a request this relayer cannot pay for (its balance below the transaction's gas at its
+max fee) is refused with 503 ``unavailable``, in a sentence that says the relayer is out of
+funds; the log names the address and the amount it needs (at every refusal); ``/health`` says
+503 meanwhile. Nothing stops: once the account is funded, requests are carried again.
 
 Privacy: a client is known only by an HMAC of its IP address under a random key that lives in
 memory and is replaced every rate-limit window; nothing about a client's address is logged or
@@ -59,6 +76,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,13 +84,22 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from ._exceptions import ChainError, ContractRevert, InputError, RPCUnavailable, SpartacusError
+from ._exceptions import ChainError, ContractRevert, InputError, InsufficientFunds, RPCUnavailable, SpartacusError
+from ._fees import Fees, format_wei, replacement
 from ._listener_state import check_identity, lock, transaction
-from .chain import ChainClient, FactoryClient, Signer, _explain
+from .chain import (
+    ChainClient,
+    FactoryClient,
+    Sent,
+    Signer,
+    _explain,
+    _FeeTooLow,
+    _NonceTooLow,
+    _Underpriced,
+)
 from .forwarding import (
     CARRIED,
     DOMAIN_NAME,
@@ -120,6 +147,22 @@ CREATE TABLE IF NOT EXISTS requests (         -- every request carried, with its
     sent_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_signer ON requests (signer, request_nonce);
+CREATE TABLE IF NOT EXISTS versions (         -- every signed version of a request's transaction
+    tx_hash TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,                     -- the request it carries (requests.digest)
+    account_nonce INTEGER NOT NULL,           -- the request's: one nonce, so only one version can be mined
+    raw BLOB NOT NULL,                        -- journaled before it is broadcast
+    tx TEXT,                                  -- its fields (JSON), to re-price it
+    created REAL NOT NULL,
+    sent_block INTEGER                        -- the head when it was first broadcast (NULL: not yet)
+);
+CREATE INDEX IF NOT EXISTS versions_by_digest ON versions (digest);
+"""
+# Columns added since the first relayer state files, and the versions those files' rows stand for.
+_MIGRATIONS = {"requests": {"mined_tx": "TEXT"}}
+_LEGACY_VERSIONS = """
+INSERT OR IGNORE INTO versions (tx_hash, digest, account_nonce, raw, tx, created, sent_block)
+SELECT tx_hash, digest, account_nonce, raw, NULL, created, NULL FROM requests WHERE status = 'sent'
 """
 
 
@@ -241,6 +284,10 @@ class Relayer:
                 {"relayer": self.address, "factory": self.factory.address, "chain_id": str(self.chain_id)},
             )
             self._next_nonce = 0
+            self._stuck: set[str] = set()  # versions the node refused for their fees: replace them
+            self._repriced: dict[str, int] = {}  # request -> the block of its last replacement (one a block)
+            self._cap_warned: set[str] = set()
+            self._gone: Counter[str] = Counter()  # request -> passes its nonce was used with no receipt seen
             self.settle(rebroadcast_all=True)  # after a crash: what was journaled goes out again
             self._sync_nonce()
         except BaseException:
@@ -256,6 +303,12 @@ class Relayer:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            for table, columns in _MIGRATIONS.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            db.execute(_LEGACY_VERSIONS)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot use {path} as the relayer's state ({exc}): pass another --state") from exc
         return db
@@ -418,21 +471,24 @@ class Relayer:
         )
 
     def _known(self, digest: bytes) -> dict[str, Any] | None:
+        """The answer for a request carried already: its mined version, or its newest one."""
+        key = HexBytes(digest).to_0x_hex()
         with self._db_lock:
-            row = self.db.execute(
-                "SELECT tx_hash, status FROM requests WHERE digest = ?", (HexBytes(digest).to_0x_hex(),)
-            ).fetchone()
+            row = self.db.execute("SELECT tx_hash, status, mined_tx FROM requests WHERE digest = ?", (key,)).fetchone()
         if row is None:
             return None
-        tx_hash, status = row
+        first, status, mined_tx = row
+        hashes = [v[1] for v in self._versions(key)] or [first]
         if status == "sent":  # settle it now rather than at the next pass
-            receipt = self.client.receipt(tx_hash)
-            if receipt is not None:
-                status = "mined" if receipt["status"] == 1 else "failed"
-                self._mark(tx_hash, status, int(receipt["blockNumber"]))
+            status = self._settle_mined(key, hashes) or "sent"
+            if status != "sent":
+                with self._db_lock:
+                    (mined_tx,) = self.db.execute("SELECT mined_tx FROM requests WHERE digest = ?", (key,)).fetchone()
         if status in ("dropped", "failed"):  # it did not run: it may be carried again
             return None
-        return {"tx": tx_hash, "status": "mined" if status == "mined" else "known"}
+        if status == "mined":
+            return {"tx": mined_tx or first, "status": "mined"}
+        return {"tx": hashes[-1], "status": "known"}
 
     def _function(self, request: ForwardRequest) -> str:
         selector = request.data[:4]
@@ -541,116 +597,335 @@ class Relayer:
         for attempt in (1, 2):
             try:
                 tx = self.client.prepare(self.signer, self.forwarder, data, value=request.value)
+            except InsufficientFunds as exc:
+                raise self._out_of_funds(exc) from None
             except ContractRevert as exc:  # the state moved since the simulation
                 raise Refusal("would-revert", f"the call would fail now: {exc.message}") from None
             except RPCUnavailable:
                 raise
-            except ChainError as exc:  # e.g. this relayer cannot pay
+            except ChainError as exc:
                 raise Refusal("unavailable", f"the relayer cannot send now ({exc.message}): try later") from None
             tx["nonce"] = self._next_nonce
-            raw = self.signer.sign(tx)
-            tx_hash = HexBytes(keccak(raw)).to_0x_hex()
-            self.journal(request, digest, function, tx_hash, int(tx["nonce"]), raw)
+            try:
+                self.client.check_funds(tx)
+            except InsufficientFunds as exc:
+                raise self._out_of_funds(exc) from None
+            sent = self.client.sign(self.signer, tx)
+            self.journal(request, digest, function, sent)
             self._next_nonce += 1
             try:
-                self.client.broadcast(raw)
+                self.client.broadcast(sent.raw)
             except RPCUnavailable:
-                log.warning("node unreachable while sending %s: kept in the journal, sent again later", tx_hash)
-                return tx_hash
+                log.warning("node unreachable while sending %s: kept in the journal, sent again later", sent.tx_hash)
+                return sent.tx_hash  # sent_block stays NULL: sent again at the next pass
+            except _FeeTooLow as exc:
+                # Fees rose past this offer since it was made: kept, and re-priced at the next pass
+                # (up to the cap), like a transaction that a spike leaves behind.
+                log.warning("transaction %s: %s; kept, re-priced at the next pass", sent.tx_hash, exc.message)
+                self._stuck.add(sent.tx_hash)
+                return sent.tx_hash
             except ChainError as exc:
+                # The node's answer to a first sending can be lost and the bytes sent again (the
+                # client retries): "nonce too low" then says that the first one was mined.
+                try:
+                    landed = self.client.receipt(sent.tx_hash) is not None or self.client._known(sent.tx_hash)
+                except RPCUnavailable:
+                    return sent.tx_hash  # not known either way: kept, and sent again at the next pass
+                if landed:
+                    self._sent_at_block(sent.tx_hash)
+                    return sent.tx_hash
                 # Refused by the node: never in its pool. Unjournal it; on a stale nonce, resync once.
-                with self._db_lock:
-                    self.db.execute("DELETE FROM requests WHERE tx_hash = ?", (tx_hash,))
+                self._unjournal(digest)
                 self._next_nonce -= 1
-                if attempt == 1 and "nonce" in exc.message.lower():
+                if isinstance(exc, InsufficientFunds):
+                    raise self._out_of_funds(exc) from None
+                if attempt == 1 and (isinstance(exc, _NonceTooLow) or "nonce" in exc.message.lower()):
                     self._sync_nonce()
                     continue
                 raise Refusal("unavailable", f"the node refused the relayer's transaction ({exc.message})") from None
-            return tx_hash
+            self._sent_at_block(sent.tx_hash)
+            return sent.tx_hash
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def journal(
-        self, request: ForwardRequest, digest: bytes, function: str, tx_hash: str, account_nonce: int, raw: bytes
-    ) -> None:
-        """Records a signed transaction, on disk, before it is broadcast."""
+    def _out_of_funds(self, exc: InsufficientFunds) -> Refusal:
+        """Logs who to fund and by how much (at every refusal, so the operator sees it), and the
+        refusal a client gets meanwhile; the relayer keeps running and resumes once funded."""
+        if "needed" in exc.context:
+            needed, balance = int(exc.context["needed"]), int(exc.context["balance"])
+        else:  # the node said so before a transaction was made: what /health asks for
+            balance = self.client.balance(self.address)
+            needed = self.min_balance if self.min_balance is not None else 300_000 * self._fee_per_gas()
+        short = max(needed - balance, 1)
+        log.error(
+            "relayer out of funds: %s needs %s more (%d wei; balance %s, this transaction may cost up to %s): fund"
+            " it; requests are refused meanwhile (503), and it resumes by itself once funded",
+            self.address,
+            format_wei(short),
+            short,
+            format_wei(balance),
+            format_wei(needed),
+        )
+        return Refusal(
+            "unavailable",
+            f"this relayer is out of funds ({self.address} needs {format_wei(short)} more): try later,"
+            " or use another relayer",
+        )
+
+    def journal(self, request: ForwardRequest, digest: bytes, function: str, sent: Sent) -> None:
+        """Records a request and the first signed version of its transaction, on disk, before it
+        is broadcast."""
         now = self.clock()
+        key = HexBytes(digest).to_0x_hex()
+        nonce = int(sent.tx["nonce"])
         with self._db_lock, transaction(self.db) as db:
             # A request whose earlier transaction failed or was dropped did not run: carried anew.
             db.execute(
-                "DELETE FROM requests WHERE digest = ? AND status IN ('failed', 'dropped')",
-                (HexBytes(digest).to_0x_hex(),),
+                "DELETE FROM versions WHERE digest IN"
+                " (SELECT digest FROM requests WHERE digest = ? AND status IN ('failed', 'dropped'))",
+                (key,),
             )
+            db.execute("DELETE FROM requests WHERE digest = ? AND status IN ('failed', 'dropped')", (key,))
             db.execute(
                 "INSERT INTO requests (digest, signer, request_nonce, target, function, tx_hash, account_nonce, raw,"
                 " status, created, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?)",
-                (
-                    HexBytes(digest).to_0x_hex(),
-                    request.sender,
-                    request.nonce,
-                    request.to,
-                    function,
-                    tx_hash,
-                    account_nonce,
-                    raw,
-                    now,
-                    now,
-                ),
+                (key, request.sender, request.nonce, request.to, function, sent.tx_hash, nonce, sent.raw, now, now),
+            )
+            self._insert_version(db, key, sent, now)
+
+    def _insert_version(self, db: sqlite3.Connection, digest: str, sent: Sent, now: float) -> None:
+        db.execute(
+            "INSERT INTO versions (tx_hash, digest, account_nonce, raw, tx, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (sent.tx_hash, digest, int(sent.tx["nonce"]), sent.raw, _tx_json(sent.tx), now),
+        )
+
+    def _unjournal(self, digest: bytes) -> None:
+        key = HexBytes(digest).to_0x_hex()
+        with self._db_lock, transaction(self.db) as db:
+            db.execute("DELETE FROM versions WHERE digest = ?", (key,))
+            db.execute("DELETE FROM requests WHERE digest = ?", (key,))
+
+    def _sent_at_block(self, tx_hash: str, head: int | None = None) -> None:
+        """A version's first broadcast: the block its stuck count starts from."""
+        try:
+            block = self.client.head() if head is None else head
+        except RPCUnavailable:
+            return  # counted from the next pass instead
+        with self._db_lock:
+            self.db.execute(
+                "UPDATE versions SET sent_block = ? WHERE tx_hash = ? AND sent_block IS NULL", (block, tx_hash)
             )
 
-    def settle(self, *, rebroadcast_all: bool = False) -> None:
-        """One pass over the journal: receipts settle transactions; those not mined for a while (all
-        of them after a restart) are broadcast again, byte for byte."""
+    def _versions(self, digest: str) -> list[tuple[Sent | None, str, bytes, int | None]]:
+        """A request's versions, oldest first: (the version with its fields, or None for a row
+        from before re-pricing; its hash; its bytes; the block it was first sent at)."""
         with self._db_lock:
             rows = self.db.execute(
-                "SELECT tx_hash, raw, sent_at, signer, request_nonce, account_nonce FROM requests"
-                " WHERE status = 'sent' ORDER BY account_nonce"
+                "SELECT tx_hash, raw, tx, sent_block FROM versions WHERE digest = ? ORDER BY created, rowid", (digest,)
             ).fetchall()
-        now = self.clock()
-        for tx_hash, raw, sent_at, signer, request_nonce, account_nonce in rows:
+        out: list[tuple[Sent | None, str, bytes, int | None]] = []
+        for tx_hash, raw, tx, sent_block in rows:
+            sent = Sent(_tx_from_json(tx), tx_hash, bytes(raw)) if tx is not None else None
+            out.append((sent, tx_hash, bytes(raw), sent_block))
+        return out
+
+    def _settle_mined(self, digest: str, hashes: list[str]) -> str | None:
+        """Records the request as mined (or failed) if one of its versions has a receipt; its status."""
+        for tx_hash in reversed(hashes):
             receipt = self.client.receipt(tx_hash)
             if receipt is not None:
                 status = "mined" if receipt["status"] == 1 else "failed"
-                self._mark(tx_hash, status, int(receipt["blockNumber"]))
+                with self._db_lock:
+                    self.db.execute(
+                        "UPDATE requests SET status = ?, block = ?, mined_tx = ? WHERE digest = ?",
+                        (status, int(receipt["blockNumber"]), tx_hash, digest),
+                    )
                 if status == "failed":
                     log.warning("transaction %s failed on-chain (the state moved after its simulation)", tx_hash)
-                continue
-            if not rebroadcast_all and now - sent_at < self.rebroadcast_after:
-                continue
-            try:
-                self.client.broadcast(bytes(raw))
-            except ChainError as exc:
-                if isinstance(exc, RPCUnavailable):
-                    raise
-                mined_nonce = int(self.client._rpc(lambda: self.client.w3.eth.get_transaction_count(self.address)))
-                if mined_nonce > account_nonce and self.client.receipt(tx_hash) is None:
-                    ran = forwarder_nonce(self.client, self.forwarder, signer) > request_nonce
-                    log.warning(
-                        "journaled %s was replaced on-chain (%s): dropped",
-                        tx_hash,
-                        "the request ran in another transaction" if ran else "the request did not run",
-                    )
-                    self._mark(tx_hash, "dropped", None)
-                else:
-                    log.warning("journaled %s not sent again yet: %s", tx_hash, exc.message)
-                continue
-            with self._db_lock:
-                self.db.execute("UPDATE requests SET sent_at = ? WHERE tx_hash = ?", (now, tx_hash))
+                self._gone.pop(digest, None)
+                self._repriced.pop(digest, None)
+                return status
+        return None
 
-    def _mark(self, tx_hash: str, status: str, block: int | None) -> None:
+    def settle(self, *, rebroadcast_all: bool = False) -> None:
+        """One pass over the journal, in nonce order: a receipt of any version settles a request;
+        a version the node dropped, or not mined for a while (all of them after a restart), is
+        broadcast again, byte for byte; one stuck for ``stuck_blocks`` blocks, or refused for its
+        fees, is replaced by a new version with the same nonce and higher fees (journaled before it
+        is sent, never above the cap; at the cap it waits for fees to fall)."""
         with self._db_lock:
-            self.db.execute("UPDATE requests SET status = ?, block = ? WHERE tx_hash = ?", (status, block, tx_hash))
+            rows = self.db.execute(
+                "SELECT digest, signer, request_nonce, account_nonce, sent_at FROM requests"
+                " WHERE status = 'sent' ORDER BY account_nonce"
+            ).fetchall()
+        if not rows:
+            return
+        now = self.clock()
+        head = self.client.head()
+        mined_nonce = int(self.client._rpc(lambda: self.client.w3.eth.get_transaction_count(self.address, "latest")))
+        first_waiting = True
+        for digest, signer, request_nonce, account_nonce, sent_at in rows:
+            versions = self._versions(digest)
+            if not versions:  # pragma: no cover - every journaled request has its first version
+                continue
+            hashes = [v[1] for v in versions]
+            if self._settle_mined(digest, hashes) is not None:
+                continue
+            if mined_nonce > account_nonce:
+                self._nonce_used(digest, hashes, signer, request_nonce, account_nonce)
+                continue
+            newest, newest_hash, newest_raw, sent_block = versions[-1]
+            refused = newest_hash in self._stuck
+            waited = sent_block is not None and head - sent_block >= self.client.fee_policy.stuck_blocks
+            due = (refused or waited) and newest is not None and self._repriced.get(digest) != head
+            if due and newest is not None and (first_waiting or refused or self._below_next_block(newest)):
+                self._repriced[digest] = head
+                if self._replace(digest, newest, head):
+                    first_waiting = False
+                    continue
+            first_waiting = False
+            unanswered = sent_block is None  # never seen taken by the node (its answer lost, say)
+            if rebroadcast_all or refused or unanswered or now - sent_at >= self.rebroadcast_after:
+                self._rebroadcast(digest, newest_hash, newest_raw, head, now)
+
+    def _below_next_block(self, version: Sent) -> bool:
+        """Whether this version cannot get into the next block by its own fee (a later nonce that
+        waits only for an earlier one is not replaced for that)."""
+        base = self.client._base_fee(next_block=True)
+        return base is not None and Fees.of(version.tx).max_fee < base
+
+    def _replace(self, digest: str, current: Sent, head: int) -> bool:
+        """Signs, journals and broadcasts a better-paying version of ``current``; False when the
+        cap leaves no room for one (or it cannot be paid for): the current version then waits."""
+        policy = self.client.fee_policy
+        fees = Fees.of(current.tx)
+        better = replacement(fees, self.client._base_fee(next_block=True), self.client._tip(), policy)
+        if better is None:
+            if current.tx_hash not in self._cap_warned:
+                self._cap_warned.add(current.tx_hash)
+                log.warning(
+                    "transaction %s (nonce %d) waits at the fee cap (%s per gas): it is mined when fees fall,"
+                    " or raise --max-fee-gwei",
+                    current.tx_hash,
+                    int(current.tx["nonce"]),
+                    format_wei(fees.max_fee),
+                )
+            return False
+        tx = dict(current.tx) | better.as_tx()
+        try:
+            self.client.check_funds(tx)
+        except InsufficientFunds as exc:
+            self._out_of_funds(exc)
+            return False
+        with self._send_lock:
+            version = self.client.sign(self.signer, tx)
+            with self._db_lock, transaction(self.db) as db:
+                self._insert_version(db, digest, version, self.clock())
+                db.execute("UPDATE requests SET sent_at = ? WHERE digest = ?", (self.clock(), digest))
+            log.warning(
+                "transaction %s (nonce %d) stuck: replaced by %s offering %s per gas",
+                current.tx_hash,
+                int(tx["nonce"]),
+                version.tx_hash,
+                format_wei(better.max_fee),
+            )
+            self._stuck.discard(current.tx_hash)
+            if self._broadcast_version(version.tx_hash, version.raw):
+                self._sent_at_block(version.tx_hash, head)
+        return True
+
+    def _rebroadcast(self, digest: str, tx_hash: str, raw: bytes, head: int, now: float) -> None:
+        if self._broadcast_version(tx_hash, raw):
+            self._sent_at_block(tx_hash, head)
+        with self._db_lock:
+            self.db.execute("UPDATE requests SET sent_at = ? WHERE digest = ?", (now, digest))
+
+    def _broadcast_version(self, tx_hash: str, raw: bytes) -> bool:
+        """Sends one journaled version; True when the node holds it (or had it already)."""
+        try:
+            self.client.broadcast(raw)
+        except _FeeTooLow as exc:
+            self._stuck.add(tx_hash)  # replaced at the next pass, in another block
+            log.info("transaction %s: %s", tx_hash, exc.message)
+            return False
+        except (_Underpriced, _NonceTooLow):
+            return False  # a better version is in the pool, or one is mined: the next pass sees which
+        except InsufficientFunds as exc:
+            self._out_of_funds(exc)
+            return False
+        except RPCUnavailable:
+            raise
+        except ChainError as exc:
+            log.warning("journaled %s not sent again yet: %s", tx_hash, exc.message)
+            return False
+        self._stuck.discard(tx_hash)
+        return True
+
+    def _nonce_used(self, digest: str, hashes: list[str], signer: str, request_nonce: int, account_nonce: int) -> None:
+        """The request's nonce is used, yet no version has a receipt: a node that lags behind its
+        own blocks, for a pass or two; after three passes, another transaction took the nonce (this
+        key is used elsewhere) and the request is dropped (it may be carried again if it did not run)."""
+        self._gone[digest] += 1
+        if self._gone[digest] < 3:
+            return
+        del self._gone[digest]
+        ran = forwarder_nonce(self.client, self.forwarder, signer) > request_nonce
+        log.warning(
+            "journaled request of nonce %d (versions %s): the relayer's nonce %d went to another transaction (%s):"
+            " dropped",
+            request_nonce,
+            ", ".join(hashes),
+            account_nonce,
+            "the request ran in another transaction" if ran else "the request did not run",
+        )
+        with self._db_lock:
+            self.db.execute("UPDATE requests SET status = 'dropped' WHERE digest = ?", (digest,))
+
+    def _request_of(self, tx_hash: str) -> tuple[str, str, str | None, int | None] | None:
+        """(digest, status, mined_tx, block) of the request one of whose versions is ``tx_hash``."""
+        with self._db_lock:
+            row = self.db.execute(
+                "SELECT r.digest, r.status, r.mined_tx, r.block FROM versions v JOIN requests r ON r.digest = v.digest"
+                " WHERE v.tx_hash = ?",
+                (tx_hash,),
+            ).fetchone()
+            if row is None:  # a settled request of a state file from before versions
+                row = self.db.execute(
+                    "SELECT digest, status, mined_tx, block FROM requests WHERE tx_hash = ?", (tx_hash,)
+                ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2], row[3])
 
     def tx_status(self, tx_hash: str) -> dict[str, Any]:
+        """``GET /tx/<hash>``; for a version replaced by another, the request's status, and
+        ``mined_as``: the version that was mined."""
         tx_hash = tx_hash.lower()
         receipt = self.client.receipt(tx_hash)
         if receipt is not None:
             status = "mined" if receipt["status"] == 1 else "failed"
             return {"tx": tx_hash, "status": status, "block": int(receipt["blockNumber"])}
-        with self._db_lock:
-            row = self.db.execute("SELECT status FROM requests WHERE tx_hash = ?", (tx_hash,)).fetchone()
-        if row is None:
+        found = self._request_of(tx_hash)
+        if found is None:
             return {"tx": tx_hash, "status": "unknown", "block": None}
-        return {"tx": tx_hash, "status": "pending" if row[0] == "sent" else "failed", "block": None}
+        digest, status, mined_tx, block = found
+        if status == "sent":
+            status = self._settle_mined(digest, [v[1] for v in self._versions(digest)]) or "sent"
+            if status != "sent":
+                _, status, mined_tx, block = self._request_of(tx_hash) or found
+        if status == "sent":
+            return {"tx": tx_hash, "status": "pending", "block": None}
+        if status == "mined" and mined_tx is not None:
+            return {"tx": tx_hash, "status": "mined", "block": block, "mined_as": mined_tx}
+        return {"tx": tx_hash, "status": "failed", "block": None}
+
+
+def _tx_json(tx: dict[str, Any]) -> str:
+    return json.dumps({k: HexBytes(v).to_0x_hex() if isinstance(v, bytes) else v for k, v in tx.items()})
+
+
+def _tx_from_json(text: str) -> dict[str, Any]:
+    tx: dict[str, Any] = json.loads(text)
+    if "data" in tx:
+        tx["data"] = HexBytes(tx["data"])
+    return tx
 
 
 # ─── HTTP ────────────────────────────────────────────────────────────────────────────
@@ -799,6 +1074,8 @@ def serve(
                 relayer.settle()
             except RPCUnavailable as exc:
                 log.warning("node unreachable (%s); retrying", exc.message)
+            except SpartacusError as exc:  # a node that answers oddly: the next pass tries again
+                log.error("journal pass failed: %s; retrying", exc.message)
     finally:
         server.shutdown()
         server.server_close()

@@ -471,6 +471,31 @@ def test_a_crash_between_journal_and_broadcast_loses_nothing(anvil_node, anvil_c
         again.close()
 
 
+def test_a_lost_answer_to_a_sent_transaction_loses_nothing(anvil_node, anvil_client, factory, tmp_path):
+    """The node takes (and mines) the relayer's transaction but its answer is lost; the same bytes
+    sent again meet "nonce too low". The relayer keeps the transaction journaled, answers with
+    it, and the request runs once (found by the soak, through a proxy that loses answers)."""
+    c = make_campaign(anvil_client, factory)
+    key = KeyPair.generate()
+    request = signed(anvil_client, factory, key, c.address, pledge_call(anvil_client))
+    with running(anvil_node.url, factory, tmp_path / "r.sqlite") as (url, r):
+        real = r.client.broadcast
+
+        def answer_lost(raw: bytes) -> str:
+            real(raw)  # the node takes it (and mines it at once); its answer never comes back
+            return real(raw)  # sent again, as a client does when an answer is lost
+
+        r.client.broadcast = answer_lost  # type: ignore[method-assign]
+        status, doc, _ = post(url, request.to_json())
+        assert status == 200 and doc["status"] == "sent", doc
+        assert wait_mined(anvil_client, doc["tx"])["status"] == 1
+        r.client.broadcast = real  # type: ignore[method-assign]
+        assert post(url, request.to_json())[:2] == (200, {"tx": doc["tx"], "status": "mined"})
+        assert sent_count(anvil_client, r.address) == 1 and c.pledge_of(key.address)[1] == "live"
+        with closing(sqlite3.connect(tmp_path / "r.sqlite")) as db:
+            assert db.execute("SELECT tx_hash, status FROM requests").fetchall() == [(doc["tx"], "mined")]
+
+
 def relayer_process(url: str, factory: str, state: Path, account: str, log: Path) -> subprocess.Popen[bytes]:
     port = free_port()
     argv = [sys.executable, "-m", "spartacus.cli", "-v", "relayer", "run", "--account", account, "--port", str(port),
