@@ -131,17 +131,22 @@ def test_member_key_file_bytes() -> None:
 
 # ------------------------------------------------------------------------------------------ the campaign
 
+
+def pledges_of(doc: dict[str, Any]) -> list[PledgeRecord]:
+    return [
+        PledgeRecord(
+            p["index"], p["pledger"], hb(p["member_key"]), hb(p["envelope"]), 10 + p["index"], p["live"], p["late"]
+        )
+        for p in doc["pledges"]
+    ]
+
+
 CAMPAIGN = VECTORS["campaign"]
 CTX = context(CAMPAIGN["context"])
 KEEPERS = keepers_of(CAMPAIGN, CTX)
 RELAY = KeyPair.from_secret(hb(CAMPAIGN["relay_secret"]))
 MEMBERS = [KeyPair.from_secret(hb(p["member_secret"])) for p in CAMPAIGN["pledges"]]
-PLEDGES = [
-    PledgeRecord(
-        p["index"], p["pledger"], hb(p["member_key"]), hb(p["envelope"]), 10 + p["index"], p["live"], p["late"]
-    )
-    for p in CAMPAIGN["pledges"]
-]
+PLEDGES = pledges_of(CAMPAIGN)
 INSTRUCTIONS = hb(CAMPAIGN["instructions"])
 CREATOR = CAMPAIGN["creator"]
 RELEASES = [
@@ -209,6 +214,46 @@ def test_the_rosters_say_what_the_campaign_case_is_about() -> None:
     assert [s["keeper_index"] for s in member["skipped"]] == [2]
     assert late["late_joiner"] and late["members"] == [] and late["instructions"] == member["instructions"]
     assert "Bo" not in json.dumps(member)
+
+
+# ------------------------------------------------------------------------- the adversarial readings
+
+ADVERSARIAL = VECTORS["adversarial"]
+
+
+@pytest.mark.parametrize("reading", ADVERSARIAL["readings"], ids=lambda r: r["name"])
+def test_the_adversarial_readings_read_back_exactly(reading: dict[str, Any]) -> None:
+    ctx = context(ADVERSARIAL["context"])
+    keepers = keepers_of(ADVERSARIAL, ctx)
+    releases = [
+        ReleaseRecord(r["keeper_index"], keepers[r["keeper_index"]].address, hb(r["payload"]), 20, r["keeper_index"])
+        for r in reading["releases"]
+    ]
+    reader = KeyPair.from_secret(hb(ADVERSARIAL["pledges"][reading["reader"]]["member_secret"]))
+    roster = build_roster(
+        ctx,
+        pledges_of(ADVERSARIAL),
+        releases,
+        reader,
+        ADVERSARIAL["creator"],
+        instructions=hb(ADVERSARIAL["instructions"]),
+    )
+    assert roster.to_json() == reading["roster"]
+
+
+def test_the_adversarial_readings_say_what_they_are_about() -> None:
+    """A share forged to match its commitment costs a retry, not the record; a garbage keeper is
+    named and the others still read; one keeper below t opens nothing."""
+    readings = {r["name"]: r["roster"] for r in ADVERSARIAL["readings"]}
+    every, garbage, alone = readings["all three"], readings["keeper 2 publishes garbage"], readings["keeper 1 alone"]
+    assert [m["index"] for m in every["members"]] == [0, 1, 3] and every["skipped"] == []
+    assert every["instructions"] == garbage["instructions"] is not None
+    assert [m["index"] for m in garbage["members"]] == [1, 3]
+    assert [(s["index"], s["keeper_index"]) for s in garbage["skipped"]] == [(0, None), (None, 2)]
+    assert [p["keeper_index"] for p in garbage["release_problems"]] == [2]
+    assert alone["members"] == [] and alone["instructions"] is None
+    assert {s["index"] for s in alone["skipped"]} == {0, 1, 3, None}
+    assert "Olga" not in json.dumps(alone) and "Olga" not in json.dumps(garbage)
 
 
 def test_public_release_bytes() -> None:

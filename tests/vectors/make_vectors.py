@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pyshamir import _utils as gf
@@ -132,11 +133,16 @@ def envelope_case(name: str, n: int, t: int, role: int, record: dict[str, Any] |
     }
 
 
-def campaign_case() -> dict[str, Any]:
+def campaign_case(
+    name: str = "campaign", liar: int | None = 2, forged: int | None = None
+) -> tuple[dict[str, Any], SimpleNamespace]:
     """A small campaign, end to end: 3 keepers (t = 2), the organizer's record and instructions,
     three pledges (one withdrawn, one late under `known`), a relay key; keeper 0 and 1 release
-    honestly, keeper 2 lies (wrong shares). Readers: a member, the late joiner, the relay."""
-    name = "campaign"
+    honestly, keeper ``liar`` lies (wrong shares). Readers: a member, the late joiner, the relay.
+
+    ``forged``: that pledge's envelope wraps to keeper 0 a wrong share *with a commitment that
+    matches it* (a malicious sealer's, or a keeper's ground collision), so keeper 0's honest
+    release of it passes the commitment check and the first t-subset fails the body."""
     keepers = keepers_for(3, name)
     relay = det_key(name + " relay")
     ctx = ctx_for(keepers, 2, late_joiners=LateJoiners.KNOWN, relay=relay.compressed)
@@ -150,7 +156,10 @@ def campaign_case() -> dict[str, Any]:
     pledges, sealed = [], []
     for i, ((who, contact, message), m) in enumerate(zip(people, members, strict=True)):
         key = det(f"{name} content key {i}", 16)
-        rnd = Randomness(key, tuple(shamir_shares(key, 3, 2, f"{name} {i}")))
+        shares = shamir_shares(key, 3, 2, f"{name} {i}")
+        if i == forged:
+            shares[0] = bytes(b ^ 0x33 for b in shares[0][:-1]) + shares[0][-1:]  # y changed, x kept
+        rnd = Randomness(key, tuple(shares))
         env = seal(PledgeContent(who, contact, message), ctx, m, pledger=m.address, randomness=rnd)
         pledges.append(PledgeRecord(i, m.address, m.compressed, env, 10 + i, live=(i != 2), late=(i == 3)))
         sealed.append(env)
@@ -173,7 +182,7 @@ def campaign_case() -> dict[str, Any]:
             if not p.live:
                 continue
             y = open_share(parse(p.envelope), k_index, keeper, ctx, member_key33=p.member_key, pledger=p.pledger)
-            if k_index == 2:
+            if k_index == liar:
                 y = bytes(b ^ 0x5A for b in y)  # the liar
             entries.append(Entry(p.index, y, p.member_key, LATE_KEY if p.late else ROSTER_KEY))
         yi = open_share(
@@ -223,7 +232,7 @@ def campaign_case() -> dict[str, Any]:
             ctx, pledges, releases, reader, creator.address, instructions=instructions, relay=relay_reader
         ).to_json()
 
-    return {
+    doc = {
         "name": name,
         "context": ctx_json(ctx),
         "keeper_secrets": [hx(k.secret_bytes()) for k in keepers],
@@ -248,6 +257,37 @@ def campaign_case() -> dict[str, Any]:
             "late joiner 3": roster_of(members[3]),
             "relay": roster_of(relay, relay_reader=True),
         },
+    }
+    made = SimpleNamespace(ctx=ctx, keepers=keepers, pledges=pledges, members=members, instructions=instructions)
+    return doc, made
+
+
+def adversarial_case() -> dict[str, Any]:
+    """Three keepers who release honestly over a campaign whose pledge 0 carries a forged share
+    for keeper 0 (see :func:`campaign_case`), read by member 1 from three sets of releases: all
+    three (the reader's retry of the other t-subsets opens pledge 0); keepers 0 and 1 and a
+    keeper 2 that publishes garbage (named with its release problems; pledge 0, with one good
+    share left, is skipped); keeper 1 alone (below t: nothing opens, nothing is revealed)."""
+    case, made = campaign_case("adversarial", liar=None, forged=0)
+    ctx, keepers, pledges = made.ctx, made.keepers, made.pledges
+    reader = made.members[1]
+    honest = {r["keeper_index"]: bytes.fromhex(r["payload"][2:]) for r in case["releases"]}
+    garbage = det("adversarial garbage", 96)
+    sets = {
+        "all three": [(0, honest[0]), (1, honest[1]), (2, honest[2])],
+        "keeper 2 publishes garbage": [(0, honest[0]), (1, honest[1]), (2, garbage)],
+        "keeper 1 alone": [(1, honest[1])],
+    }
+    readings = []
+    for label, payloads in sets.items():
+        releases = [ReleaseRecord(k, keepers[k].address, data, 20, k) for k, data in payloads]
+        roster = build_roster(ctx, pledges, releases, reader, case["creator"], instructions=made.instructions)
+        readings.append(
+            {"name": label, "releases": [{"keeper_index": k, "payload": hx(d)} for k, d in payloads],
+             "reader": 1, "roster": roster.to_json()}
+        )  # fmt: skip
+    return {key: case[key] for key in ("name", "context", "keeper_secrets", "creator", "instructions", "pledges")} | {
+        "readings": readings
     }
 
 
@@ -298,7 +338,8 @@ def main() -> None:
         "index_sets": [
             {"indices": ix, "bytes": hx(encode_index_set(ix))} for ix in ([0], [0, 1, 2], [3, 5, 17], [70000, 70008])
         ],
-        "campaign": campaign_case(),
+        "campaign": campaign_case()[0],
+        "adversarial": adversarial_case(),
         "public": public_case(),
         "member_key_file": {
             "secret": hx(member.secret_bytes()),

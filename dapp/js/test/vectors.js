@@ -78,6 +78,19 @@ export async function checkVectors(lib, vectors) {
     check(`campaign: roster of ${name}`, roster, c.rosters[name]);
   }
 
+  const a = vectors.adversarial;
+  const actx = ctxOf(a.context);
+  const apledges = a.pledges.map((/** @type {any} */ p) => ({
+    index: p.index, pledger: p.pledger, memberKey: h(p.member_key), envelope: h(p.envelope), live: p.live, late: p.late, blockNumber: 10 + p.index,
+  }));
+  for (const reading of a.readings) {
+    const areleases = reading.releases.map((/** @type {any} */ r) => ({
+      keeperIndex: r.keeper_index, keeper: "0x" + "00".repeat(20), data: h(r.payload), blockNumber: 20, logIndex: r.keeper_index,
+    }));
+    const roster = await lib.buildRoster(actx, apledges, areleases, h(a.pledges[reading.reader].member_secret), a.creator, { instructions: h(a.instructions) });
+    check(`adversarial: ${reading.name}`, roster, reading.roster);
+  }
+
   const p = vectors.public;
   const pctx = ctxOf(p.context);
   const pentries = p.entries.map((/** @type {any} */ e) => ({ index: e.index, y: h(e.y), memberKey: h(e.member_key), grant: e.grant }));
