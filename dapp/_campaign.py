@@ -109,6 +109,19 @@ class Live:
         return cls(STATES[int(state)], int(count), int(total), int(reveal), block, now)
 
 
+def context_props(ctx: CampaignContext) -> dict[str, Any]:
+    """What the browser module needs of a campaign's binding (``CampaignContext``), as a
+    component's props: the sealing and reading pages pass the same."""
+    return {
+        "campaign": ctx.campaign,
+        "keepers": ["0x" + k.hex() for k in ctx.keepers],
+        "t": ctx.keeper_threshold,
+        "scope": ctx.scope.value,
+        "lateJoiners": ctx.late_joiners.value,
+        "relay": "0x" + ctx.relay.hex() if ctx.relay else None,
+    }
+
+
 def head(client: ChainClient) -> tuple[int, int]:
     """``(latest block, now)`` in one request: the time a transaction sent now would see is the
     latest block's, or the clock's if later."""

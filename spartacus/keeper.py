@@ -31,7 +31,6 @@ journal behind, and the next pass resumes a half-published release.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -43,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 
 from ._exceptions import (
     ChainError,
@@ -57,7 +55,7 @@ from ._exceptions import (
     TransactionPending,
 )
 from ._fees import format_wei
-from ._listener_state import check_identity, lock, open_state, transaction
+from ._listener_state import check_identity, lock, open_state, transaction, tx_from_json, tx_json
 from ._quorum import NodesDisagree
 from .chain import (
     CampaignClient,
@@ -108,17 +106,6 @@ CREATE TABLE IF NOT EXISTS inflight (         -- signed, sent, not yet seen mine
 """
 # Columns added to the journal since the first v2 state files.
 _MIGRATIONS = {"inflight": {"nonce": "INTEGER", "tx": "TEXT"}}
-
-
-def _tx_json(tx: dict[str, Any]) -> str:
-    return json.dumps({k: HexBytes(v).to_0x_hex() if isinstance(v, bytes) else v for k, v in tx.items()})
-
-
-def _tx_from_json(text: str) -> dict[str, Any]:
-    tx: dict[str, Any] = json.loads(text)
-    if "data" in tx:
-        tx["data"] = HexBytes(tx["data"])
-    return tx
 
 
 @dataclass
@@ -513,7 +500,7 @@ class Keeper:
                 db.execute(
                     "INSERT OR REPLACE INTO inflight (tx_hash, campaign, raw, created, nonce, tx)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (sent.tx_hash, campaign, sent.raw, time.time(), int(sent.tx["nonce"]), _tx_json(sent.tx)),
+                    (sent.tx_hash, campaign, sent.raw, time.time(), int(sent.tx["nonce"]), tx_json(sent.tx)),
                 )
 
         return record
@@ -550,7 +537,7 @@ class Keeper:
             if nonce is None or tx is None:  # a journal row from before re-pricing: wait for it as it is
                 self._settle_legacy(tx_hash, bytes(raw))
                 continue
-            groups.setdefault(int(nonce), []).append(Sent(_tx_from_json(tx), tx_hash, bytes(raw)))
+            groups.setdefault(int(nonce), []).append(Sent(tx_from_json(tx), tx_hash, bytes(raw)))
         for nonce, versions in sorted(groups.items()):
             campaign = next(str(r[4]) for r in rows if r[0] == nonce)
             try:

@@ -89,7 +89,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 
 from ._exceptions import ChainError, ContractRevert, InputError, InsufficientFunds, RPCUnavailable, SpartacusError
 from ._fees import Fees, format_wei, replacement
-from ._listener_state import check_identity, lock, transaction
+from ._listener_state import check_identity, lock, transaction, tx_from_json, tx_json
 from .chain import (
     ChainClient,
     FactoryClient,
@@ -695,7 +695,7 @@ class Relayer:
     def _insert_version(self, db: sqlite3.Connection, digest: str, sent: Sent, now: float) -> None:
         db.execute(
             "INSERT INTO versions (tx_hash, digest, account_nonce, raw, tx, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (sent.tx_hash, digest, int(sent.tx["nonce"]), sent.raw, _tx_json(sent.tx), now),
+            (sent.tx_hash, digest, int(sent.tx["nonce"]), sent.raw, tx_json(sent.tx), now),
         )
 
     def _unjournal(self, digest: bytes) -> None:
@@ -724,7 +724,7 @@ class Relayer:
             ).fetchall()
         out: list[tuple[Sent | None, str, bytes, int | None]] = []
         for tx_hash, raw, tx, sent_block in rows:
-            sent = Sent(_tx_from_json(tx), tx_hash, bytes(raw)) if tx is not None else None
+            sent = Sent(tx_from_json(tx), tx_hash, bytes(raw)) if tx is not None else None
             out.append((sent, tx_hash, bytes(raw), sent_block))
         return out
 
@@ -915,17 +915,6 @@ class Relayer:
         if status == "mined" and mined_tx is not None:
             return {"tx": tx_hash, "status": "mined", "block": block, "mined_as": mined_tx}
         return {"tx": tx_hash, "status": "failed", "block": None}
-
-
-def _tx_json(tx: dict[str, Any]) -> str:
-    return json.dumps({k: HexBytes(v).to_0x_hex() if isinstance(v, bytes) else v for k, v in tx.items()})
-
-
-def _tx_from_json(text: str) -> dict[str, Any]:
-    tx: dict[str, Any] = json.loads(text)
-    if "data" in tx:
-        tx["data"] = HexBytes(tx["data"])
-    return tx
 
 
 # ─── HTTP ────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,7 @@ from __future__ import annotations
 import _text as T
 import _ui
 import streamlit as st
+from _campaign import context_props
 
 st.title("Pledge")
 picked = _ui.campaign_header()
@@ -57,12 +58,7 @@ ctx = facts.context()
 value = _ui.component(
     "pledge",
     key=f"pledge-{address}",
-    campaign=address,
-    keepers=["0x" + k.hex() for k in ctx.keepers],
-    t=ctx.keeper_threshold,
-    scope=ctx.scope.value,
-    lateJoiners=ctx.late_joiners.value,
-    relay="0x" + ctx.relay.hex() if ctx.relay else None,
+    **context_props(ctx),
     deposit=str(config.deposit),
     forwarder=_ui.forwarder(client),
     trusted=trusted,

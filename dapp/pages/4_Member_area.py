@@ -9,6 +9,7 @@ from typing import Any
 import _text as T
 import _ui
 import streamlit as st
+from _campaign import context_props
 
 from spartacus.types import Scope
 
@@ -95,12 +96,7 @@ _ui.component(
     "member",
     key=f"member-{address}",
     chainId=ctx.chain_id,
-    campaign=address,
-    keepers=["0x" + k.hex() for k in ctx.keepers],
-    t=ctx.keeper_threshold,
-    scope=ctx.scope.value,
-    lateJoiners=ctx.late_joiners.value,
-    relay="0x" + ctx.relay.hex() if ctx.relay else None,
+    **context_props(ctx),
     creator=facts.creator,
     instructions="0x" + config.instructions.hex(),
     title=config.title,
