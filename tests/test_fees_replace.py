@@ -10,80 +10,33 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fee_helpers import Miner, anvil_deployment, low_base_fee, pool_has, rpc, spike
 from rpcproxy import (
     Deployment,
     assert_full_rosters,
     assert_published_once,
     create_campaign,
-    deploy,
     fund,
     keeper_process,
     pledge,
     spartacus,
     wait_for,
 )
-from web3 import Web3
 
 from spartacus._fees import GWEI
-from spartacus.chain import CampaignClient, ChainClient
+from spartacus.chain import CampaignClient
 
 pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from spartacus.anvil import Anvil
-
-    cwd = tmp_path_factory.mktemp("fees")
-    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
-        yield deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), cwd)
-
-
-def rpc(d: Deployment, method: str, *params: Any) -> Any:
-    return d.client.w3.provider.make_request(method, list(params)).get("result")
-
-
-class Miner:
-    """Mines by hand (automine off), one block per ``every`` seconds. From the moment ``trigger``
-    holds (e.g. a transaction waits in the pool) it sets the next ``spike_blocks`` blocks' base
-    fee to ``spike``, then lets it fall by EIP-1559's rule."""
-
-    def __init__(self, d: Deployment, spike: int, spike_blocks: int, trigger: Any, every: float = 0.3) -> None:
-        self.d, self.spike, self.left, self.trigger, self.every = d, spike, spike_blocks, trigger, every
-        self.spiking = False
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Miner:
-        rpc(self.d, "evm_setAutomine", False)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join()
-        rpc(self.d, "evm_setAutomine", True)
-        rpc(self.d, "evm_mine")
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.every):
-            if not self.spiking and self.left and self.trigger():
-                self.spiking = True
-            if self.spiking and self.left:
-                rpc(self.d, "anvil_setNextBlockBaseFeePerGas", hex(self.spike))
-                self.left -= 1
-            rpc(self.d, "evm_mine")
-
-
-def pool_has(d: Deployment, address: str) -> bool:
-    pending = rpc(d, "txpool_content")["pending"]
-    return any(a.lower() == address.lower() for a in pending)
+    yield from anvil_deployment(tmp_path_factory, "fees")
 
 
 def journal(state: Path) -> list[tuple[Any, ...]]:
@@ -106,11 +59,6 @@ def one_nonce_per_release(d: Deployment, keeper: str) -> None:
     landed twice, and no nonce was spent on anything else."""
     releases = sum(len(mined_release(d, campaign, keeper)) for campaign in d.campaigns)
     assert int(rpc(d, "eth_getTransactionCount", keeper, "latest"), 16) == releases
-
-
-def low_base_fee(d: Deployment) -> None:
-    rpc(d, "anvil_setNextBlockBaseFeePerGas", hex(GWEI))
-    rpc(d, "evm_mine")
 
 
 def run_keeper(d: Deployment, tmp_path: Path, i: int, *extra: str) -> tuple[Any, Path, Path]:
@@ -136,8 +84,8 @@ def test_a_release_stuck_behind_a_fee_spike_is_replaced_and_mined_once(net: Depl
     pledge(net, campaign, "Member 0")  # the reveal
     low_base_fee(net)
     keeper = net.keepers[0]["address"]
-    spike, cap = 40 * GWEI, 200 * GWEI
-    with Miner(net, spike, spike_blocks=30, trigger=lambda: pool_has(net, keeper)) as miner:
+    height, cap = 40 * GWEI, 200 * GWEI
+    with Miner(net, spike(height, 30), trigger=lambda: pool_has(net, keeper)) as miner:
         proc, log, state = run_keeper(net, tmp_path, 0, "--stuck-blocks", "2", "--max-fee-gwei", "200")
         try:
             wait_for(lambda: mined_release(net, campaign, keeper), 90, "the release to be mined")
@@ -148,7 +96,7 @@ def test_a_release_stuck_behind_a_fee_spike_is_replaced_and_mined_once(net: Depl
     text = log.read_text()
     assert "replaced by" in text, text[-3000:]
     [tx] = mined_release(net, campaign, keeper)
-    assert spike < tx["maxFeePerGas"] <= cap
+    assert height < tx["maxFeePerGas"] <= cap
     one_nonce_per_release(net, keeper)
     assert_published_once(net.client, campaign)
 
@@ -159,7 +107,7 @@ def test_a_release_waits_at_the_fee_cap_and_is_mined_when_fees_fall(net: Deploym
     low_base_fee(net)
     keeper = net.keepers[1]["address"]
     cap = 12 * GWEI
-    with Miner(net, 60 * GWEI, spike_blocks=6, trigger=lambda: pool_has(net, keeper)) as miner:
+    with Miner(net, spike(60 * GWEI, 6), trigger=lambda: pool_has(net, keeper)) as miner:
         proc, log, state = run_keeper(net, tmp_path, 1, "--stuck-blocks", "1", "--max-fee-gwei", "12")
         try:
             wait_for(lambda: mined_release(net, campaign, keeper), 120, "the release to be mined")
@@ -180,7 +128,7 @@ def test_a_keeper_killed_between_replacements_never_publishes_twice(net: Deploym
     low_base_fee(net)
     keeper = net.keepers[2]["address"]
     # A spike that outlasts the keeper: it is killed right after journaling a replacement.
-    with Miner(net, 40 * GWEI, spike_blocks=10_000, trigger=lambda: pool_has(net, keeper)):
+    with Miner(net, spike(40 * GWEI, 10_000), trigger=lambda: pool_has(net, keeper)):
         proc, log, state = run_keeper(net, tmp_path, 2, "--stuck-blocks", "2")
         try:
             wait_for(lambda: "replaced by" in log.read_text(), 90, "a replacement")

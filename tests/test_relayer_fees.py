@@ -17,22 +17,21 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
+from fee_helpers import Miner, anvil_deployment, low_base_fee, pool_has, spike
 from hexbytes import HexBytes
-from rpcproxy import Deployment, create_campaign, deploy, fund, wait_for
-from web3 import Web3
+from rpcproxy import Deployment, create_campaign, fund, wait_for
 
 from spartacus._fees import GWEI
 from spartacus.anvil import dev_key, free_port
-from spartacus.chain import CampaignClient, ChainClient, KeySigner
+from spartacus.chain import CampaignClient, KeySigner
 from spartacus.forwarding import ForwardRequest, forwarder_nonce
 from spartacus.keys import KeyPair
 
@@ -41,63 +40,7 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from spartacus.anvil import Anvil
-
-    cwd = tmp_path_factory.mktemp("relayer-fees")
-    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
-        yield deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), cwd)
-
-
-def rpc(d: Deployment, method: str, *params: Any) -> Any:
-    return d.client.w3.provider.make_request(method, list(params)).get("result")
-
-
-def low_base_fee(d: Deployment) -> None:
-    rpc(d, "anvil_setNextBlockBaseFeePerGas", hex(GWEI))
-    rpc(d, "evm_mine")
-
-
-def pool_has(d: Deployment, address: str) -> bool:
-    pending = rpc(d, "txpool_content")["pending"]
-    return any(a.lower() == address.lower() for a in pending)
-
-
-class Miner:
-    """Mines by hand (automine off), one block per ``every`` seconds. From the moment ``trigger``
-    holds (the relayer's transaction waits in the pool), the n-th next block's base fee is
-    ``fee(n)`` (None: EIP-1559's own rule) until ``calm`` is set."""
-
-    def __init__(self, d: Deployment, fee: Callable[[int], int | None], trigger: Any, every: float = 0.3) -> None:
-        self.d, self.fee, self.trigger, self.every = d, fee, trigger, every
-        self.spiking, self.blocks = False, 0
-        self.calm, self.stop = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Miner:
-        rpc(self.d, "evm_setAutomine", False)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join()
-        rpc(self.d, "evm_setAutomine", True)
-        rpc(self.d, "evm_mine")
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.every):
-            if not self.spiking and self.trigger():
-                self.spiking = True
-            if self.spiking and not self.calm.is_set():
-                fee = self.fee(self.blocks)
-                self.blocks += 1
-                if fee is not None:
-                    rpc(self.d, "anvil_setNextBlockBaseFeePerGas", hex(fee))
-            rpc(self.d, "evm_mine")
-
-
-def spike(height: int, blocks: int) -> Callable[[int], int | None]:
-    return lambda n: height if n < blocks else None
+    yield from anvil_deployment(tmp_path_factory, "relayer-fees")
 
 
 # ─── The relayer, a client, and what the chain says ─────────────────────────────────
