@@ -370,7 +370,7 @@ def wallet_context(
     return context
 
 
-# ─── Page helpers: act, then wait for a stable element ───────────────────────────────
+# ─── Page helpers of this module (the shared ones are in browser_helpers.py) ──────────
 
 
 def send_with(frame: Any, choice: str) -> None:
