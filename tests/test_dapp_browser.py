@@ -30,7 +30,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -42,6 +41,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import (
+    ARTIFACTS,
+    ROOT,
+    TIMEOUT_MS,
+    app_idle,
+    chromium_path,
+    component,
+    goto,
+    launch,
+    see,
+    start_streamlit,
+    stop,
+)
 from web3 import Web3
 
 from spartacus.anvil import Anvil, dev_key, free_port
@@ -51,31 +63,10 @@ from spartacus.keys import KIND_MEMBER, KeyPair, load_key_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.anvil]
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-TIMEOUT_MS = 30_000
-COMPONENT = 'iframe[src*="/component/_ui.spartacus/"]'
-
-
-def _need(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        _need("Debian's chromium is not installed: run tools/setup.sh --browser (or apt-get install chromium)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        _need("the playwright package is not installed: pip install -e '.[dev]'")
-    if not (ROOT / "dapp" / "component" / "build" / "spartacus.js").exists():
-        _need("the dApp's browser module is not built: run make setup")
-    assert path is not None
-    return path
+    return chromium_path()
 
 
 # ─── The relayer, the served app ─────────────────────────────────────────────────────
@@ -104,15 +95,6 @@ def start_relayer(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[byte
             pass
         assert time.monotonic() < deadline, f"the relayer did not answer /health: {log.read_text()}"
         time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass
@@ -150,26 +132,6 @@ class Live:
             return False
         tx = self.client.w3.eth.get_transaction(found)
         return bool(tx["from"] == KeySigner(dev_key(9)).address and tx["to"] == self.forwarder)
-
-
-def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "dapp/app.py", "--server.headless=true",
-               "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-               "--server.fileWatcherType=none"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, f"streamlit exited: {log.read_text()}"
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.read() == b"ok":
-                    return server, url
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"streamlit did not answer: {log.read_text()}"
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -219,21 +181,8 @@ def live(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
 
 @pytest.fixture(scope="module")
 def browser(chromium: str, live: Live) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        # Streamlit shows a "Page not found" dialog when a server's very first session opens a
-        # page other than the default (streamlit#8860): open "/" first.
-        warm = b.new_page()
-        warm.goto(live.url)
-        app_idle(warm)
-        warm.close()
+    with launch(chromium, live.url) as b:
         yield b
-        b.close()
 
 
 # Wallets announced through EIP-6963, MetaMask-like: no accounts until eth_requestAccounts;
@@ -391,33 +340,7 @@ def wallet_context(
     return context
 
 
-# ─── Page helpers: act, then wait for a stable element ───────────────────────────────
-
-# Resolves once the app's script has not been running for 250 ms in a row.
-SETTLED = """() => new Promise((resolve) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  let timer = null;
-  const check = () => {
-    clearTimeout(timer);
-    if (app.getAttribute("data-test-script-state") !== "running") {
-      timer = setTimeout(() => { observer.disconnect(); resolve(true); }, 250);
-    }
-  };
-  const observer = new MutationObserver(check);
-  observer.observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
-  check();
-})"""
-
-
-def app_idle(page: Any) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
-    page.evaluate(SETTLED)
-
-
-def goto(page: Any, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=TIMEOUT_MS)
-    app_idle(page)
+# ─── Page helpers: act, then wait for a stable element (browser_helpers: goto, see...) ─
 
 
 def fill(page: Any, label: str, value: str) -> None:
@@ -425,31 +348,6 @@ def fill(page: Any, label: str, value: str) -> None:
     box.fill(value)
     box.press("Tab")  # Streamlit inputs send their value when they lose focus
     app_idle(page)
-
-
-def see(where: Any, text: str | re.Pattern[str]) -> None:
-    from playwright.sync_api import expect
-
-    try:
-        expect(where.get_by_text(text).first).to_be_visible(timeout=TIMEOUT_MS)
-    except AssertionError:
-        page = where if hasattr(where, "screenshot") else None
-        if page is not None:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dapp-failure.png"), full_page=True)
-            statuses = [f.evaluate("document.body.innerText") for f in page.frames if "/component/" in f.url]
-            raise AssertionError(
-                f"{text!r} not visible; page: {page.inner_text('body')[-1500:]!r}; "
-                f"components: {[s[-800:] for s in statuses]!r}"
-            ) from None
-        raise
-
-
-def component(page: Any) -> Any:
-    """The browser component of the page (its frame, loaded)."""
-    frame = page.frame_locator(COMPONENT)
-    frame.locator("input, button").first.wait_for(timeout=TIMEOUT_MS)
-    return frame
 
 
 def send_with(frame: Any, choice: str) -> None:
