@@ -1,9 +1,10 @@
-"""Real parts the dApp's browser tests share: Debian's Chromium driven by Playwright, the app served
-by ``streamlit run`` on loopback, and the few ways a test waits for a page (``goto``, ``see``,
-``component``: on conditions, with a timeout, never a sleep).
+"""Helpers shared by the tests that drive the dApp in a real browser (Debian's headless Chromium
+through Playwright): finding Chromium, launching it, and acting on Streamlit's pages (act, then
+wait for a stable element, never for a fixed time).
 
-Without chromium or playwright the tests skip, except in CI (``$CI`` set), where they fail.
-Screenshots go to ``artifacts/`` (git-ignored).
+Used by ``test_dapp_browser.py``, ``test_dapp_ux.py`` and ``test_relay_stack.py`` (the dApp of
+``make run``). Without chromium or playwright the callers skip, except in CI (``$CI`` set), where
+they fail.
 """
 
 from __future__ import annotations
@@ -30,61 +31,30 @@ TIMEOUT_MS = 30_000
 COMPONENT = 'iframe[src*="/component/_ui.spartacus/"]'
 
 
-def need(reason: str) -> None:
-    """Skips the test (fails it in CI): a part it needs is missing."""
+def _need(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (required in CI)")
     pytest.skip(reason)
 
 
 def chromium_path() -> str:
-    """Debian's chromium, once playwright and the dApp's browser module are there too."""
+    """Debian's Chromium, once playwright and the dApp's browser module are there (else skip)."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        need("Debian's chromium is not installed: run tools/setup.sh --browser (or apt-get install chromium)")
+        _need("Debian's chromium is not installed: run tools/setup.sh --browser (or apt-get install chromium)")
     try:
         import playwright  # noqa: F401
     except ImportError:
-        need("the playwright package is not installed: pip install -e '.[dev]'")
+        _need("the playwright package is not installed: pip install -e '.[dev]'")
     if not (ROOT / "dapp" / "component" / "build" / "spartacus.js").exists():
-        need("the dApp's browser module is not built: run make setup")
+        _need("the dApp's browser module is not built: run make setup")
     assert path is not None
     return path
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``streamlit run dapp/app.py`` on a free loopback port; returns once its health check is ok."""
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "dapp/app.py", "--server.headless=true",
-               "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-               "--server.fileWatcherType=none"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, f"streamlit exited: {log.read_text()}"
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.read() == b"ok":
-                    return server, url
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"streamlit did not answer: {log.read_text()}"
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
-def launch(chromium: str, url: str) -> Iterator[Any]:
-    """Headless Chromium through Playwright, warmed on the app at ``url``."""
+def launched(chromium: str, dapp_url: str) -> Iterator[Any]:
+    """Headless Chromium, with the dApp at ``dapp_url`` opened once."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -95,7 +65,7 @@ def launch(chromium: str, url: str) -> Iterator[Any]:
         # Streamlit shows a "Page not found" dialog when a server's very first session opens a
         # page other than the default (streamlit#8860): open "/" first.
         warm = b.new_page()
-        warm.goto(url)
+        warm.goto(dapp_url)
         app_idle(warm)
         warm.close()
         try:
@@ -103,6 +73,8 @@ def launch(chromium: str, url: str) -> Iterator[Any]:
         finally:
             b.close()
 
+
+# ─── Page helpers: act, then wait for a stable element ───────────────────────────────
 
 # Resolves once the app's script has not been running for 250 ms in a row.
 SETTLED = """() => new Promise((resolve) => {
@@ -131,6 +103,13 @@ def goto(page: Any, url: str) -> None:
     app_idle(page)
 
 
+def fill(page: Any, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Tab")  # Streamlit inputs send their value when they lose focus
+    app_idle(page)
+
+
 def see(where: Any, text: str | re.Pattern[str]) -> None:
     from playwright.sync_api import expect
 
@@ -154,3 +133,55 @@ def component(page: Any) -> Any:
     frame = page.frame_locator(COMPONENT)
     frame.locator("input, button").first.wait_for(timeout=TIMEOUT_MS)
     return frame
+
+
+def save_key(page: Any, frame: Any, path: Path) -> bytes:
+    with page.expect_download() as download:
+        frame.get_by_role("button", name="Save my member key file").click()
+    download.value.save_as(path)
+    path.chmod(0o600)  # as a careful user (and the CLI) keeps it
+    from playwright.sync_api import expect
+
+    expect(frame.locator('input[name="key-saved"]')).to_be_checked()
+    return path.read_bytes()
+
+
+def type_record(frame: Any, name: str, email: str = "", contacts: str = "", message: str = "") -> None:
+    frame.locator('input[name="name"]').fill(name)
+    frame.locator('input[name="email"]').fill(email)
+    frame.locator('textarea[name="contacts"]').fill(contacts)
+    if message:
+        frame.locator('textarea[name="message"]').fill(message)
+
+
+# ─── The served app ──────────────────────────────────────────────────────────────────
+
+
+def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``streamlit run dapp/app.py`` on a free loopback port, once its health check answers ok."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "dapp/app.py", "--server.headless=true",
+               "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+               "--server.fileWatcherType=none"]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, f"streamlit exited: {log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.read() == b"ok":
+                    return server, url
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"streamlit did not answer: {log.read_text()}"
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

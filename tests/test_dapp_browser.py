@@ -48,11 +48,14 @@ from browser_helpers import (
     app_idle,
     chromium_path,
     component,
+    fill,
     goto,
-    launch,
+    launched,
+    save_key,
     see,
     start_streamlit,
     stop,
+    type_record,
 )
 from web3 import Web3
 
@@ -181,7 +184,7 @@ def live(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
 
 @pytest.fixture(scope="module")
 def browser(chromium: str, live: Live) -> Iterator[Any]:
-    with launch(chromium, live.url) as b:
+    with launched(chromium, live.url) as b:
         yield b
 
 
@@ -340,14 +343,7 @@ def wallet_context(
     return context
 
 
-# ─── Page helpers: act, then wait for a stable element (browser_helpers: goto, see...) ─
-
-
-def fill(page: Any, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Tab")  # Streamlit inputs send their value when they lose focus
-    app_idle(page)
+# ─── Page helpers of this module (the shared ones are in browser_helpers.py) ──────────
 
 
 def send_with(frame: Any, choice: str) -> None:
@@ -358,25 +354,6 @@ def connect_wallet(page: Any, frame: Any, address: str) -> None:
     frame.get_by_role("button", name="Connect Test Wallet").click()
     see(frame, f"Wallet connected: {address}")
     app_idle(page)
-
-
-def save_key(page: Any, frame: Any, path: Path) -> bytes:
-    with page.expect_download() as download:
-        frame.get_by_role("button", name="Save my member key file").click()
-    download.value.save_as(path)
-    path.chmod(0o600)  # as a careful user (and the CLI) keeps it
-    from playwright.sync_api import expect
-
-    expect(frame.locator('input[name="key-saved"]')).to_be_checked()
-    return path.read_bytes()
-
-
-def type_record(frame: Any, name: str, email: str = "", contacts: str = "", message: str = "") -> None:
-    frame.locator('input[name="name"]').fill(name)
-    frame.locator('input[name="email"]').fill(email)
-    frame.locator('textarea[name="contacts"]').fill(contacts)
-    if message:
-        frame.locator('textarea[name="message"]').fill(message)
 
 
 def shot(page: Any, name: str) -> None:

@@ -34,26 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import ROOT, TIMEOUT_MS, app_idle, component, goto, save_key, see, type_record
 from test_dapp_browser import (  # noqa: F401  (the fixtures chromium and browser)
     ICON,
-    ROOT,
-    TIMEOUT_MS,
     Live,
     Traffic,
     a_wallet,
-    app_idle,
     browser,
     chromium,
     cli_campaign,
-    component,
     component_frame,
     connect_wallet,
-    goto,
-    save_key,
-    see,
     send_with,
     serve_stack,
-    type_record,
     wallet_context,
 )
 

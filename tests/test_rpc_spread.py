@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from browser_helpers import chromium_path, component, goto, launch, see, start_streamlit, stop
+from browser_helpers import chromium_path, component, goto, launched, see, start_streamlit, stop
 from relay_helpers import Cli, Mailbox, Proc
 from rpcproxy import (
     LogCaps,
@@ -184,7 +184,7 @@ def test_the_dapps_pages_through_a_capped_node(released: Spread, tmp_path_factor
     mark, calls = len(proxy.log_queries), proxy.stats["eth_call"]
     server, url = start_streamlit(env, tmp_path_factory.mktemp("dapp") / "streamlit.log")
     try:
-        with launch(chromium, url) as browser:
+        with launched(chromium, url) as browser:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             goto(page, url)
             see(page, "Night shift 0")
