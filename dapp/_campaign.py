@@ -211,8 +211,9 @@ class HistoryStore:
     * which pledges came through a relayer: whose transaction is a call of the deployment's
       ERC-2771 forwarder (its successful ``ExecutedForwardRequest`` log in the same transaction).
 
-    The ``Pledged`` and ``Withdrawn`` logs are read raw, in one request: the count is a word of
-    their data and the index a topic, so the sealed bytes beside them are never decoded.
+    The ``Pledged`` and ``Withdrawn`` logs are read raw, in one request (unless wider than a range
+    cap the node has shown: then in the client's chunks, decoded): the count is a word of their
+    data and the index a topic, so the sealed bytes beside them are never decoded.
     """
 
     def __init__(self) -> None:
@@ -274,7 +275,10 @@ class HistoryStore:
     @staticmethod
     def _raw(client: ChainClient, address: str, start: int, end: int) -> list[tuple[int, int, int | None, str]] | None:
         """``Pledged`` data is ``[offset memberKey][offset envelope][count]...``, ``Withdrawn`` data
-        ``[count]`` (ICampaign's ABI); the index is the first indexed topic of both."""
+        ``[count]`` (ICampaign's ABI); the index is the first indexed topic of both. None (the
+        chunked read) when the node has shown a range cap that ``[start, end]`` exceeds."""
+        if not client.within_log_range(start, end):
+            return None
         pledged = client.contracts.topic("Pledged")
         withdrawn = client.contracts.topic("Withdrawn")
         query = {

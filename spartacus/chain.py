@@ -533,6 +533,11 @@ class ChainClient:
             raise ChainError(f"{address} has no {contract} code (wrong address or network?)", address=address)
         return self.contracts.decode_result(contract, name, bytes(raw))
 
+    def within_log_range(self, first: int, last: int) -> bool:
+        """Whether one eth_getLogs over ``[first, last]`` stays within the range cap the node has
+        shown (any range while none is known): a read in one request asks no wider than that."""
+        return self.log_range_limit is None or last - first + 1 <= self.log_range_limit
+
     def _clamp(self, chunk: int) -> int:
         top = self.log_chunk_max if self.log_range_limit is None else min(self.log_chunk_max, self.log_range_limit)
         return max(1, min(chunk, top))
@@ -1258,7 +1263,7 @@ class CampaignClient:
 
         Reads the count word straight from each log's data, so the sealed bytes beside it are never
         decoded (about 6 times faster on a big campaign); if the node refuses the range in one
-        request, falls back to the chunked, decoded read.
+        request, or has shown a cap it exceeds, falls back to the chunked, decoded read.
         """
         start = self.created.block_number if from_block is None else from_block
         end = self.client.head() if to_block is None else to_block
@@ -1272,7 +1277,10 @@ class CampaignClient:
 
     def _count_words(self, start: int, end: int) -> list[tuple[int, int]] | None:
         """``Pledged`` data is ``[offset memberKey][offset envelope][count]...``, ``Withdrawn`` data
-        is ``[count]`` (ICampaign's ABI). None if the node refuses or answers in another shape."""
+        is ``[count]`` (ICampaign's ABI). None if the node refuses or answers in another shape, or
+        has shown a range cap that ``[start, end]`` exceeds (never asked past it)."""
+        if not self.client.within_log_range(start, end):
+            return None
         pledged = self.client.contracts.topic("Pledged")
         withdrawn = self.client.contracts.topic("Withdrawn")
         query = {

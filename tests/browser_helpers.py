@@ -13,11 +13,17 @@ import contextlib
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from spartacus.anvil import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -146,3 +152,36 @@ def type_record(frame: Any, name: str, email: str = "", contacts: str = "", mess
     frame.locator('textarea[name="contacts"]').fill(contacts)
     if message:
         frame.locator('textarea[name="message"]').fill(message)
+
+
+# ─── The served app ──────────────────────────────────────────────────────────────────
+
+
+def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``streamlit run dapp/app.py`` on a free loopback port, once its health check answers ok."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "dapp/app.py", "--server.headless=true",
+               "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+               "--server.fileWatcherType=none"]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, f"streamlit exited: {log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.read() == b"ok":
+                    return server, url
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"streamlit did not answer: {log.read_text()}"
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -53,6 +53,8 @@ from browser_helpers import (
     launched,
     save_key,
     see,
+    start_streamlit,
+    stop,
     type_record,
 )
 from web3 import Web3
@@ -98,15 +100,6 @@ def start_relayer(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[byte
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @dataclass
 class Live:
     url: str
@@ -142,26 +135,6 @@ class Live:
             return False
         tx = self.client.w3.eth.get_transaction(found)
         return bool(tx["from"] == KeySigner(dev_key(9)).address and tx["to"] == self.forwarder)
-
-
-def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "dapp/app.py", "--server.headless=true",
-               "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-               "--server.fileWatcherType=none"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, f"streamlit exited: {log.read_text()}"
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.read() == b"ok":
-                    return server, url
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"streamlit did not answer: {log.read_text()}"
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager
