@@ -172,14 +172,39 @@ def _retrying(
             delay = min(max(delay, interval) * 2, max_backoff)
 
 
+def _pin_chain_id(w3: Any) -> None:
+    """Ask the node for its chain id once for the connection's life: web3 asks it before many
+    calls, and its own request cache is per thread, so a server that runs each request in a new
+    thread (Streamlit) asked again every time (40 % of the dApp's requests). A node whose chain
+    id changed under a running process would be another network: the first answer stands."""
+    from web3.middleware import Web3Middleware
+
+    pinned: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    class PinnedChainId(Web3Middleware):
+        def wrap_make_request(self, make_request: Any) -> Any:
+            def middleware(method: str, params: Any) -> Any:
+                if method != "eth_chainId":
+                    return make_request(method, params)
+                with lock:
+                    if "result" not in pinned:
+                        response = make_request(method, params)
+                        if "result" not in response:
+                            return response
+                        pinned["result"] = response["result"]
+                return {"jsonrpc": "2.0", "id": 0, "result": pinned["result"]}
+
+            return middleware
+
+    w3.middleware_onion.add(PinnedChainId, "spartacus_pinned_chain_id")
+
+
 def _http(url: str, choice: str) -> Any:
     from web3 import Web3
 
-    # web3 asks the chain id before many calls: ask the node once (half the requests).
-    provider = Web3.HTTPProvider(
-        url, request_kwargs={"timeout": 30}, cache_allowed_requests=True, cacheable_requests={"eth_chainId"}
-    )
-    w3 = Web3(provider)
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    _pin_chain_id(w3)
     for attempt in range(3):  # a dropped connection is not a node that is down
         try:
             _ = w3.eth.chain_id  # fail here, with a clear message, if the node is down

@@ -143,3 +143,30 @@ def test_the_smallest_release_the_command_accepts_is_the_formats() -> None:
     from spartacus import cli, release
 
     assert cli.MIN_RELEASE_BYTES == release.MIN_RELEASE_BYTES
+
+
+def test_a_connection_asks_the_node_its_chain_id_once_whatever_the_threads(net: Deployment) -> None:
+    """web3 asks ``eth_chainId`` before many calls and caches it per thread: a server that runs
+    every request in a new thread (the dApp under Streamlit) asked again each time. A connection
+    asks once."""
+    import threading
+
+    from spartacus._ape import connect
+
+    with RpcProxy(net.url) as proxy, connect(proxy.url) as w3:
+        client = ChainClient(w3)
+        campaign = CampaignClient(client, net.campaigns[0])
+
+        def reads() -> None:
+            for _ in range(3):
+                assert campaign.status().threshold == 3
+
+        threads = [threading.Thread(target=reads) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        reads()
+        assert proxy.stats["eth_call"] >= 15
+        assert proxy.stats["eth_chainId"] == 1
+        assert client.chain_id == int(w3.eth.chain_id) == 31337
