@@ -2,12 +2,13 @@
 
     python -m bench.bench_crypto [--n 1000 10000] [--keepers 3] [--t 2] [--json]
 
-For each N it seals N pledges (the organizer's first, with instructions),
+For each N it seals N pledges (the organizer's first) and the instructions,
 runs every keeper's release computation (parse + open its N shares + build
-the release with N grants), then rebuilds the roster as one member would
-from all keepers' releases, and checks the roster is complete. Nothing
-touches a chain; no multiprocessing (the process is pinned to one CPU when
-the OS allows it).
+the release of N shares with their grants, format v2), then rebuilds the roster
+as one member would from all keepers' releases, and again with one lying keeper
+(well-formed but wrong shares) among them, and checks both rosters are complete.
+Nothing touches a chain; no multiprocessing (the process is pinned to one CPU
+when the OS allows it). The table names each figure's JSON key.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import time
 from dataclasses import asdict, dataclass
 from statistics import mean
 
-from spartacus.envelope import PledgeContent, open_share, parse, seal
+from spartacus.envelope import ROLE_INSTRUCTIONS, PledgeContent, open_share, parse, seal, seal_instructions
 from spartacus.keys import KeyPair
-from spartacus.release import build_release, new_release_key
+from spartacus.release import Entry, build_release
 from spartacus.roster import build_roster
 from spartacus.types import CampaignContext, PledgeRecord, ReleaseRecord, Scope
 
@@ -53,6 +54,7 @@ class Result:
     release_payloads_per_keeper: int
     roster_rebuild_s: float
     roster_rebuild_wall_s: float
+    roster_rebuild_with_liar_s: float  # one of the keepers publishes wrong shares for every pledge
 
 
 class _Clock:
@@ -72,8 +74,10 @@ def _content(i: int) -> PledgeContent:
         name=f"Member {i:05d} Łukasz-Ñoño",
         contact={"email": f"member{i}@example.org", "signal": f"+4915{i:08d}"},
         message="Count me in. I can bring a van and two friends on the day." if i % 3 == 0 else None,
-        instructions=("Meet at the north gate at 09:00; bring water. " * 20) if i == 0 else None,
     )
+
+
+INSTRUCTIONS = "Meet at the north gate at 09:00; bring water. " * 20
 
 
 def run(n: int, keepers: int = 3, t: int = 2) -> Result:
@@ -90,7 +94,8 @@ def run(n: int, keepers: int = 3, t: int = 2) -> Result:
 
     senders = [CREATOR if i == 0 else "0x" + f"{i:040x}" for i in range(n)]
     with _Clock() as seal_clock:
-        envelopes = [seal(contents[i], ctx, members[i].compressed, pledger=senders[i]) for i in range(n)]
+        envelopes = [seal(contents[i], ctx, members[i], pledger=senders[i]) for i in range(n)]
+    instructions = seal_instructions(INSTRUCTIONS, ctx, members[0], creator=CREATOR)
 
     pledges = [
         PledgeRecord(
@@ -106,30 +111,48 @@ def run(n: int, keepers: int = 3, t: int = 2) -> Result:
     keeper_times: list[float] = []
     keeper_walls: list[float] = []
     releases: list[ReleaseRecord] = []
+    lying: list[ReleaseRecord] = []
     per_keeper_bytes: list[int] = []
     per_keeper_payloads: list[int] = []
     for k, keeper in enumerate(keeper_keys):
         with _Clock() as clock:
-            shares = {
-                p.index: open_share(parse(p.envelope), k, keeper, ctx, member_key33=p.member_key, pledger=p.pledger)
+            entries = [
+                Entry(
+                    p.index,
+                    open_share(parse(p.envelope), k, keeper, ctx, member_key33=p.member_key, pledger=p.pledger),
+                    p.member_key,
+                )
                 for p in pledges
                 if p.live
-            }
-            grants = {p.index: p.member_key for p in pledges if p.live}
-            built = build_release(ctx, k, new_release_key(), shares, grants)
+            ]
+            y = open_share(
+                parse(instructions), k, keeper, ctx, member_key33=members[0].compressed, pledger=CREATOR,
+                role=ROLE_INSTRUCTIONS,
+            )  # fmt: skip
+            built = build_release(ctx, keeper, k, entries, instructions=y)
         keeper_times.append(clock.cpu)
         keeper_walls.append(clock.wall)
         per_keeper_bytes.append(built.total_bytes)
         per_keeper_payloads.append(len(built.payloads))
-        releases.extend(
-            ReleaseRecord(k, "0x" + f"{k + 1:040x}", data, 10_000 + k, j) for j, data in enumerate(built.payloads)
-        )
+        records = [ReleaseRecord(k, keeper.address, data, 10_000 + k, j) for j, data in enumerate(built.payloads)]
+        releases.extend(records)
+        if k == 0:  # the liar: the same grants, every share wrong
+            wrong = [Entry(e.index, bytes(b ^ 0x55 for b in e.y), e.member_key) for e in entries]
+            lie = build_release(ctx, keeper, k, wrong, instructions=bytes(b ^ 0x55 for b in y))
+            lying.extend(ReleaseRecord(k, keeper.address, data, 10_000, j) for j, data in enumerate(lie.payloads))
+        else:
+            lying.extend(records)
 
     reader = members[n // 2]
     with _Clock() as roster_clock:
-        roster = build_roster(ctx, pledges, releases, reader, CREATOR)
+        roster = build_roster(ctx, pledges, releases, reader, CREATOR, instructions=instructions)
     if len(roster.members) != n or roster.skipped or roster.instructions is None:
         raise SystemExit(f"roster incomplete: {len(roster.members)}/{n}, skipped {len(roster.skipped)}")
+    with _Clock() as liar_clock:
+        lied = build_roster(ctx, pledges, lying, reader, CREATOR, instructions=instructions)
+    named = [s.keeper_index for s in lied.skipped]
+    if len(lied.members) != n or named != [0] or lied.instructions is None:
+        raise SystemExit(f"roster with a liar incomplete: {len(lied.members)}/{n}, skipped {lied.skipped[:3]}")
 
     total_release = sum(per_keeper_bytes)
     return Result(
@@ -149,6 +172,7 @@ def run(n: int, keepers: int = 3, t: int = 2) -> Result:
         release_payloads_per_keeper=round(mean(per_keeper_payloads)),
         roster_rebuild_s=roster_clock.cpu,
         roster_rebuild_wall_s=roster_clock.wall,
+        roster_rebuild_with_liar_s=liar_clock.cpu,
     )
 
 
@@ -166,16 +190,17 @@ _ROWS: list[tuple[str, str, str]] = [
     ("release bytes per pledge, all keepers", "release_bytes_per_pledge", "{:.0f} B"),
     ("roster rebuild, one member (CPU)", "roster_rebuild_s", "{:.2f} s"),
     ("roster rebuild, one member (wall)", "roster_rebuild_wall_s", "{:.2f} s"),
+    ("roster rebuild with a lying keeper (CPU)", "roster_rebuild_with_liar_s", "{:.2f} s"),
 ]
 
 
 def _table(results: list[Result]) -> str:
-    head = ["metric"] + [f"N = {r.n:,}" for r in results]
-    rows = [[label] + [fmt.format(getattr(r, attr)) for r in results] for label, attr, fmt in _ROWS]
+    head = ["metric", "key"] + [f"N = {r.n:,}" for r in results]
+    rows = [[label, attr] + [fmt.format(getattr(r, attr)) for r in results] for label, attr, fmt in _ROWS]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        padded = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         return "| " + " | ".join(padded) + " |"
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"

@@ -7,7 +7,7 @@ The scenario (``tests/test_load.py`` runs the same one and asserts its checks):
 1. anvil with ``--auto-impersonate``, a 1,000,000,000 block gas limit and FIFO ordering; the
    factory; ``--keepers`` fresh keeper keys (``t`` of them release), funded with
    ``anvil_setBalance``; a campaign with threshold N, a small deposit, ``members`` scope,
-   and the organizer's real sealed record (with instructions) as pledge 0.
+   and the organizer's real sealed record as pledge 0 (its instructions sealed apart).
 2. N + ``--withdrawn`` real sealed envelopes (:func:`spartacus.envelope.seal`, a fresh member
    key each), sealed in worker processes.
 3. The fill, from fresh impersonated addresses, as unsigned transactions sent in JSON-RPC
@@ -48,10 +48,10 @@ from web3 import Web3
 from spartacus._exceptions import DecryptionError
 from spartacus.anvil import Anvil, dev_key
 from spartacus.chain import CampaignClient, CampaignConfig, ChainClient, FactoryClient, KeySigner, sort_keepers
-from spartacus.envelope import PledgeContent, seal
+from spartacus.envelope import PledgeContent, seal, seal_instructions
 from spartacus.keeper import Keeper
 from spartacus.keys import KeyPair
-from spartacus.release import collect_shares
+from spartacus.release import collect
 from spartacus.roster import build_roster
 from spartacus.types import CampaignContext, Scope
 
@@ -158,7 +158,7 @@ def _seal_chunk(ctx: CampaignContext, names: Sequence[tuple[str, str]]) -> list[
     for name, sender in names:
         member = KeyPair.generate()
         email = name.lower().replace(" ", ".") + "@example.org"
-        env = seal(PledgeContent(name, {"email": email}), ctx, member.compressed, pledger=sender)
+        env = seal(PledgeContent(name, {"email": email}), ctx, member, pledger=sender)
         out.append((member.secret_bytes(), member.compressed, env))
     return out
 
@@ -250,10 +250,7 @@ def run(
         ctx = CampaignContext(client.chain_id, address, keeper_set, t, Scope.MEMBERS)
         organizer_member = KeyPair.generate()
         organizer_env = seal(
-            PledgeContent(ORGANIZER, {"email": "olga@example.org"}, instructions=INSTRUCTIONS),
-            ctx,
-            organizer_member.compressed,
-            pledger=organizer.address,
+            PledgeContent(ORGANIZER, {"email": "olga@example.org"}), ctx, organizer_member, pledger=organizer.address
         )
         config = CampaignConfig(
             title="Load test",
@@ -265,6 +262,7 @@ def run(
             keepers=keeper_set,
             keeper_threshold=t,
             deposit=DEPOSIT,
+            instructions=seal_instructions(INSTRUCTIONS, ctx, organizer_member, creator=organizer.address),
         )
         created, _ = factory.create(organizer, config, salt, organizer_env, organizer_member.compressed)
         assert created == address
@@ -362,7 +360,9 @@ def run(
 
         status = campaign.status()
         result.final_count, result.total_pledges = status.count, status.total_pledges
-        result.threshold_events = len(list(client.logs(address, ["ThresholdReached"])))
+        result.threshold_events = len(
+            list(client.logs(address, ["ThresholdReached"], from_block=campaign.created.block_number))
+        )
         result.balance = client.balance(address)
         result.deposits_owed = DEPOSIT * (status.count + withdrawn)  # live pledges, and withdrawn ones unrefunded
 
@@ -413,7 +413,8 @@ def run(
         reader_index = n // 2
         reader = KeyPair.from_secret(members[reader_index][0])
         t0 = time.perf_counter()
-        roster = build_roster(ctx, pledges, releases, reader, organizer.address)
+        instructions = campaign.created.config.instructions
+        roster = build_roster(ctx, pledges, releases, reader, organizer.address, instructions=instructions)
         result.roster_rebuild_s = time.perf_counter() - t0
         result.roster_members = len(roster.members)
         result.roster_skipped = len(roster.skipped)
@@ -424,10 +425,12 @@ def run(
             m.index for m in roster.members if m.index in leaver_indexes or m.name.startswith("Withdrawn")
         )
         reader_pledge = next(p.index for p in pledges if p.member_key == reader.compressed)
-        shares = collect_shares(releases, ctx, reader_pledge, reader).shares
+        shares = collect(releases, ctx, reader, member_index=reader_pledge).shares
         result.withdrawn_with_shares = sorted(leaver_indexes & set(shares))
         try:
-            build_roster(ctx, pledges, releases, KeyPair.from_secret(leavers[0][0]), organizer.address)
+            build_roster(
+                ctx, pledges, releases, KeyPair.from_secret(leavers[0][0]), organizer.address, instructions=instructions
+            )
         except DecryptionError:
             result.withdrawn_reader_refused = True
     result.total_s = time.perf_counter() - started

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 pragma solidity ^0.8.28;
 
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {Campaign} from "./Campaign.sol";
 import {ICampaign} from "./interfaces/ICampaign.sol";
 
 /// @title CampaignFactory
 /// @notice Creates Spartacus campaigns as EIP-1167 minimal proxies of one implementation,
 ///         each initialised in the transaction that creates it.
+/// @dev The creator is `_msgSender()` (ERC-2771): an organizer can create through the deployment's
+///      trusted forwarder with a key that holds no ether, and that key's address is the creator.
 // Every wei sent to createCampaign leaves in the same call: CREATE2 gives it to the new
 // campaign (in assembly, which Slither's locked-ether detector does not follow).
 // slither-disable-next-line locked-ether
-contract CampaignFactory {
+contract CampaignFactory is ERC2771Context {
     // ─── Errors ─────────────────────────────────────────────────────────────────────
 
     /// @notice The clone could not be deployed (this creator already used this salt).
@@ -29,11 +32,17 @@ contract CampaignFactory {
     /// @notice The campaign implementation every clone delegates to.
     address public immutable implementation;
 
+    /// @notice The block the factory was deployed in: every scan of its events starts here.
+    uint256 public immutable deployedAt;
+
     // ─── Constructor ────────────────────────────────────────────────────────────────
 
     /// @notice Deploys the implementation, which can never be initialised itself.
-    constructor() {
-        implementation = address(new Campaign());
+    /// @param trustedForwarder The deployment's one ERC-2771 forwarder, trusted by the factory and
+    ///        by every campaign (the implementation keeps it as an immutable its clones share).
+    constructor(address trustedForwarder) ERC2771Context(trustedForwarder) {
+        implementation = address(new Campaign(trustedForwarder));
+        deployedAt = block.number;
     }
 
     // ─── External ───────────────────────────────────────────────────────────────────
@@ -44,7 +53,8 @@ contract CampaignFactory {
     ///      an address another creator is sealing for.
     /// @param config Everything the creator chooses (see `ICampaign.Config`).
     /// @param salt Any value; one campaign per (creator, salt).
-    /// @param envelope The creator's sealed record: identity, contact, instructions.
+    /// @param envelope The creator's sealed record: identity and contact (the instructions are
+    ///        sealed apart, in `config.instructions`).
     /// @param memberKey The creator's member public key (33 bytes, compressed).
     /// @return campaign The new campaign's address.
     function createCampaign(
@@ -53,11 +63,12 @@ contract CampaignFactory {
         bytes calldata envelope,
         bytes calldata memberKey
     ) external payable returns (address campaign) {
+        address creator = _msgSender();
         // The deposit travels with the creation itself: cheaper than a call with value.
-        campaign = _clone(_scopedSalt(msg.sender, salt), msg.value);
-        if (campaign == address(0)) revert FactoryCloneFailed(msg.sender, salt);
-        ICampaign(campaign).initialize(msg.sender, msg.value, config, envelope, memberKey);
-        emit CampaignCreated(campaign, msg.sender, config);
+        campaign = _clone(_scopedSalt(creator, salt), msg.value);
+        if (campaign == address(0)) revert FactoryCloneFailed(creator, salt);
+        ICampaign(campaign).initialize(creator, msg.value, config, envelope, memberKey);
+        emit CampaignCreated(campaign, creator, config);
     }
 
     // ─── Views ──────────────────────────────────────────────────────────────────────

@@ -1,91 +1,216 @@
-"""Streamlit pieces shared by the pages: the cached connection, the campaign picker, the
-signer picker (a local account or a browser wallet), the wallet bridge, outcomes.
+"""Streamlit pieces shared by the pages: the cached connection, the campaign picker, the browser
+component (where every secret lives), what the server does with the component's answers, and
+the one way errors are shown (as text: they may quote a contract or a node).
 
-Session state (all keys are constants below):
+Session state (keys are constants below):
 
-* ``wallet_request``: the one EIP-1193 request the bridge should run (or None). A request
-  carries an id; the bridge runs each id once and answers with ``{id, result | error}``;
-* ``outcomes``: what each action ended with, shown by its page;
-* ``member_key:<slot>``: the member key of a pledge or creation in progress, generated
-  here, offered as a download, never rendered.
+* ``handled``: ids of component values already acted on (a value stays the component's value
+  across reruns; each is acted on once);
+* ``outcomes``: per page, the id the component sent and what it ended with;
+* ``wallet_connected``: a wallet was connected in this session (the component then asks the
+  wallet for its address without a prompt).
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import _state as S
+import _campaign as C
+import _settings as K
+import _text as T
 import streamlit as st
 import streamlit.components.v1 as components
-from eth_utils.address import to_checksum_address
+from _send import Outcome, describe_result, send_value
 
-from spartacus._exceptions import SpartacusError
+from spartacus._exceptions import InputError, SpartacusError
 from spartacus.chain import CampaignClient, ChainClient
-from spartacus.keys import KeyPair
 
-WALLET_REQUEST = "wallet_request"
-WALLET_HANDLED = "wallet_handled"
-WALLET_USED = "wallet_used"
-WALLET_ADDRESS = "wallet_address"
-WALLET_CHAIN = "wallet_chain"
-WALLET_NOTICE = "wallet_notice"
+HANDLED = "handled"
 OUTCOMES = "outcomes"
-INTENT = "intent"
+WALLET_CONNECTED = "wallet_connected"
 CAMPAIGN = "campaign"
 CAMPAIGN_TEXT = "campaign_text"
-KEY_GENERATIONS = "key_generations"
 
-_bridge = components.declare_component("spartacus_wallet", path=str(Path(__file__).parent / "wallet"))
+COMPONENT = Path(__file__).parent / "component"
+BUNDLE = COMPONENT / "build" / "spartacus.js"
+_component = components.declare_component("spartacus", path=str(COMPONENT))
+
+
+# ─── Text that strangers wrote ───────────────────────────────────────────────────────
+
+
+def error(text: str) -> None:
+    """An error sentence, shown as text (it may quote a contract, a node or a relayer)."""
+    st.error(T.escape_md(text), icon=":material/error:")
+
+
+def warning(text: str) -> None:
+    st.warning(T.escape_md(text), icon=":material/warning:")
+
+
+def fail(exc: BaseException) -> str:
+    return T.error_text(exc)
 
 
 # ─── Settings, connection, campaigns ─────────────────────────────────────────────────
 
 
-def settings() -> S.Settings:
-    return S.Settings.from_env()
+def settings() -> K.Settings:
+    return K.Settings.from_env()
 
 
 @st.cache_resource(show_spinner="Connecting to the network…")
-def _connection(network: str | None) -> S.Connection:
-    return S.Connection(network)
+def _connection(network: str | None) -> K.Connection:
+    return K.Connection(network)
 
 
 def client() -> ChainClient:
     """The chain client, or a clear error and a stopped page when the node is unreachable."""
     s = settings()
     try:
-        connection: S.Connection = _connection(s.network)
-    except SpartacusError as exc:
-        st.error(f"Cannot use the network {s.network_label}: {S.error_text(exc)}")
+        connection: K.Connection = _connection(s.network)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is told, never a traceback
+        error(f"Cannot use the network {s.network_label}: {fail(exc)}")
         st.caption("Start the local stack with `make run`, or set SPARTACUS_NETWORK to an Ape network or an RPC URL.")
         st.stop()
-        raise  # unreachable: st.stop() raises
+        raise
     return connection.client
 
 
+def chain_label() -> str:
+    """``Sepolia (chain 11155111)``: the network by name (SPARTACUS_CHAIN_NAME, or a known chain's)."""
+    return settings().chain_label(client().chain_id)
+
+
+# ─── Public reads shared by every session (the node's load does not grow with viewers) ─
+#
+# The latest block is read at most once per refresh interval for the whole server, whatever
+# the number of sessions watching (``_head``, keyed by the interval's number: a session that
+# refreshes finds it cached when another session read it in the same interval); a campaign's
+# live facts are read once per block (``_live_reads``), the list of campaigns once per block,
+# and the count history once per block (``HistoryStore``).
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _head(network: str | None, interval: int) -> tuple[int, int]:
+    return C.head(_connection(network).client)
+
+
+def head(at_least: int = 0) -> tuple[int, int]:
+    """``(latest block, now)``, shared by every session for one refresh interval; read again when
+    the shared one is older than block ``at_least`` (a campaign created since: it has no code there)."""
+    s = settings()
+    client()
+    got = _head(s.network, int(time.time() // s.refresh))
+    if got[0] < at_least:
+        fresh_head()
+        got = _head(s.network, int(time.time() // s.refresh))
+    return got
+
+
+def fresh_head() -> None:
+    """After a transaction of this session: the next read sees its block."""
+    _head.clear()
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _live_reads(network: str | None, address: str, block: int) -> C.Live:
+    return C.Live.read(_connection(network).client, address, (block, 0))
+
+
+def live(address: str, *, fresh: bool = False) -> C.Live:
+    """A campaign's live state as of the shared latest block (one set of reads per block), for
+    the pages people watch; ``fresh``: as of the latest block now, for a page someone acts on (it
+    is read once per visit, and must not be a refresh interval late: a reveal, a release)."""
+    if fresh:
+        return C.Live.read(client(), address)
+    block, now = head(_campaign(settings().network, address)[1].created_block)
+    return dataclasses.replace(_live_reads(settings().network, address, block), now=now)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _rows(network: str | None, factory: str, block: int) -> list[C.CampaignRow]:
+    return C.campaign_rows(_connection(network).client, factory, (block, 0))
+
+
+def campaign_rows(factory: str) -> list[C.CampaignRow]:
+    """The factory's campaigns with their live state, as of the shared latest block."""
+    block, now = head()
+    return [dataclasses.replace(row, now=now) for row in _rows(settings().network, factory, block)]
+
+
 @st.cache_resource(show_spinner=False)
-def history_store(network: str | None) -> S.HistoryStore:
-    return S.HistoryStore()
+def history_store(network: str | None) -> C.HistoryStore:
+    return C.HistoryStore()
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _campaign(network: str | None, address: str) -> tuple[CampaignClient, S.CampaignFacts]:
+def _campaign(network: str | None, address: str) -> tuple[CampaignClient, C.CampaignFacts]:
     c = CampaignClient(_connection(network).client, address)
-    return c, S.CampaignFacts.read(c)
+    return c, C.CampaignFacts.read(c)
 
 
-def campaign(address: str) -> tuple[CampaignClient, S.CampaignFacts]:
-    """A campaign's client and facts, or a clear error and a stopped page."""
-    client()  # connection errors first
+def campaign(address: str) -> tuple[CampaignClient, C.CampaignFacts]:
+    """A campaign's client and facts, or one line that says what the address is (the factory, the
+    forwarder, no contract, another contract), a way back to the list, and a stopped page."""
+    c = client()
+    s = settings()
     try:
-        return _campaign(settings().network, address)
-    except SpartacusError as exc:
-        st.error(f"{address} is not a campaign on this network: {S.error_text(exc)}")
+        if s.factory and address.lower() in (s.factory.lower(), (forwarder(c) or "").lower()):
+            raise InputError("not a campaign")  # said by not_a_campaign_text, with what it is
+        return _campaign(s.network, address)
+    except Exception as exc:  # noqa: BLE001 - a contract that is not a campaign may revert with anything
+        error(
+            C.not_a_campaign_text(
+                address, exc, factory=s.factory, forwarder=forwarder(c) if s.factory else None, chain=chain_label()
+            )
+        )
+        back_to_list()
         st.stop()
         raise
+
+
+def _to_the_list() -> None:
+    st.query_params.clear()
+    st.session_state.pop(CAMPAIGN, None)
+    st.session_state.pop(CAMPAIGN_TEXT, None)
+
+
+def back_to_list(key: str = "back_to_list") -> None:
+    """The button "All campaigns": the list of campaigns, from any page."""
+    if st.button("All campaigns", icon=":material/arrow_back:", type="tertiary", key=key):
+        _to_the_list()
+        st.switch_page("pages/0_Campaigns.py")
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _trusted(network: str | None, factory: str, address: str) -> bool:
+    return C.created_by_factory(_connection(network).client, factory, address)
+
+
+def trusted(address: str) -> tuple[bool, str]:
+    """Whether this dApp's factory created the campaign, and the plain warning when it did not."""
+    s = settings()
+    if not s.factory:
+        return False, (
+            "This dApp has no factory configured (SPARTACUS_FACTORY), so it cannot tell whether this campaign is "
+            "genuine. Do not pledge a deposit to it unless you checked the contract yourself."
+        )
+    try:
+        ok = _trusted(s.network, s.factory, address)
+    except Exception as exc:  # noqa: BLE001
+        return False, f"Cannot check who created this campaign ({fail(exc)}): do not pledge to it now."
+    if ok:
+        return True, ""
+    return False, (
+        f"Warning: this campaign was NOT created by this dApp's factory {s.factory}. Its contract may not be a "
+        "Spartacus campaign at all: it could keep your deposit, or never reveal. Do not pledge unless you trust "
+        "whoever sent you this link."
+    )
 
 
 def campaign_picker(label: str = "Campaign address") -> str | None:
@@ -102,9 +227,10 @@ def campaign_picker(label: str = "Campaign address") -> str | None:
         st.info("Paste a campaign's address, or open one from the **Campaigns** page.")
         return None
     try:
-        address = S.check_campaign_address(text)
+        address = C.check_campaign_address(text)
     except SpartacusError as exc:
-        st.error(S.error_text(exc))
+        error(fail(exc))
+        back_to_list()
         return None
     ss[CAMPAIGN] = address
     if st.query_params.get(CAMPAIGN) != address:
@@ -114,8 +240,6 @@ def campaign_picker(label: str = "Campaign address") -> str | None:
 
 def share_url(address: str) -> str:
     """The campaign page's address as a visitor would type it (relative when the host is unknown)."""
-    from urllib.parse import urlsplit
-
     try:
         url = st.context.url or ""
     except Exception:  # noqa: BLE001 - no browser context (AppTest)
@@ -125,354 +249,144 @@ def share_url(address: str) -> str:
     return f"{base}/?{CAMPAIGN}={address}"
 
 
-@dataclass
 class Picked:
     """The campaign a page works on, with what every page shows about it."""
 
-    address: str
-    campaign: CampaignClient
-    facts: S.CampaignFacts
-    client: ChainClient
-    live: S.Live
+    def __init__(
+        self, address: str, campaign: CampaignClient, facts: C.CampaignFacts, client: ChainClient, live: C.Live
+    ):
+        self.address, self.campaign, self.facts, self.client, self.live = address, campaign, facts, client, live
 
 
 def campaign_header() -> Picked:
-    """The campaign picker, then one line of status and a link to the campaign's page; stops the
-    page when no campaign is chosen."""
+    """The campaign picker, then one line of status and a link to its page; stops without one."""
     address = campaign_picker()
     if not address:
         st.stop()
     assert address is not None
     campaign_, facts = campaign(address)
     client_ = client()
-    live = S.Live.read(client_, address)
+    try:
+        now = live(address, fresh=True)
+    except Exception as exc:  # noqa: BLE001
+        error(f"Cannot read the campaign: {fail(exc)}")
+        back_to_list()
+        st.stop()
+        raise
     config = facts.config
     st.markdown(
-        f"**{S.escape_md(config.title)}** — {live.state}, {live.count} of {config.threshold} live pledges · "
-        f"{S.time_left_text(live.state, config.deadline, live.now)}"
+        f"**{T.escape_md(config.title)}** — {T.state_text(now.state, config.deadline, now.now)}, "
+        f"{now.count} of {config.threshold} live pledges"
     )
     campaign_link(address, label="About this campaign")
-    return Picked(address, campaign_, facts, client_, live)
+    return Picked(address, campaign_, facts, client_, now)
 
 
 def campaign_link(address: str, label: str = "Campaign page", icon: str | None = ":material/campaign:") -> None:
     st.page_link("pages/0_Campaigns.py", label=label, icon=icon, query_params={CAMPAIGN: address})
 
 
-# ─── Where sealing happens (P7) ──────────────────────────────────────────────────────
+# ─── The browser component ───────────────────────────────────────────────────────────
 
 
-def served_locally() -> bool | None:
-    """True when the browser reached this server on loopback; None when unknown (tests)."""
-    try:
-        host = st.context.headers.get("Host") or ""
-    except Exception:  # noqa: BLE001 - no browser context (AppTest)
-        return None
-    if not host:
-        return None
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "127.0.0.1", "[::1]")
-
-
-def sealing_notice() -> None:
-    local = served_locally()
-    where = (
-        "this dApp is served from this machine (loopback), so that process is yours"
-        if local
-        else "this page is served from another machine, whose operator could read your record before it is sealed"
-        if local is False
-        else "run the dApp on your own machine so that this process is yours"
-    )
-    text = (
-        "**Where your record is sealed.** Your name and contact details are sealed by this app's server "
-        f"process, not in the browser: {where}. Run the dApp locally for P7 (no plaintext leaves your "
-        "machine): `streamlit run dapp/app.py`. A browser wallet only signs the already sealed transaction."
-    )
-    (st.info if local is not False else st.warning)(text, icon=":material/lock:")
-
-
-# ─── Signing: local account or browser wallet ────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Signing:
-    kind: str  # "local" | "wallet"
-    address: str
-    alias: str | None = None
-    passphrase: str | None = None
-
-
-def signer_picker(c: ChainClient) -> Signing | None:
-    """The account that will sign; None until one is usable (the reason is on screen)."""
+def component(mode: str, key: str, **args: Any) -> dict[str, Any] | None:
+    """Draws the browser component for ``mode`` with public ``args``; its new value, if any
+    (each value is returned once)."""
+    if not BUNDLE.exists():
+        error("The dApp's browser module is not built: run `make setup` (it bundles dapp/js), then reload.")
+        st.stop()
     ss = st.session_state
+    value = _component(mode=mode, walletConnected=bool(ss.get(WALLET_CONNECTED)), key=key, default=None, **args)
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        return None
+    handled: set[str] = ss.setdefault(HANDLED, set())
+    if value["id"] in handled:
+        return None
+    handled.add(value["id"])
+    if value.get("kind") == "wallet":
+        ss[WALLET_CONNECTED] = True
+        return None
+    return value
+
+
+def wallet_args(c: ChainClient) -> dict[str, Any]:
+    """The public facts every sending component needs."""
     s = settings()
-    mode = st.radio(
-        "Sign with",
-        ["A local account", "A browser wallet"],
-        horizontal=True,
-        key="sign_mode",
-        on_change=_mode_changed,
-        help="A local account signs in this app's process (SPARTACUS_ACCOUNT, or the test accounts of a local "
-        "chain). A browser wallet (MetaMask or any EIP-1193 wallet) signs in your browser.",
-    )
-    if mode == "A local account":
-        options = S.local_accounts(s, c.chain_id)
-        if not options:
-            st.warning(
-                "No local account: start the dApp with SPARTACUS_ACCOUNT set to an Ape account alias, "
-                "or sign with a browser wallet."
-            )
-            return None
-        alias = st.selectbox(
-            "Account",
-            options,
-            key="sign_account",
-            format_func=lambda a: f"{a} · {S.short(S.account_address(a, c.chain_id))}",
+    accounts = []
+    for alias in K.local_accounts(s, c.chain_id):
+        try:
+            accounts.append({"alias": alias, "address": K.account_address(alias, c.chain_id)})
+        except Exception:  # noqa: BLE001 - an unusable account is simply not offered
+            continue
+    return {
+        "chainId": c.chain_id,
+        "relayer": bool(s.relayer),
+        "localAccounts": accounts,
+        "now": K.chain_now(c),
+        "chainName": s.chain(c.chain_id),
+        "chainNames": {str(k): v for k, v in K.CHAIN_NAMES.items()} | {str(c.chain_id): s.chain(c.chain_id)},
+        "addChain": s.add_chain_params(c.chain_id),
+        "explorer": s.explorer_url,
+        "currency": s.currency_symbol,
+    }
+
+
+def link(kind: str, value: str, text: str | None = None) -> str:
+    """Markdown for a transaction (``tx``) or an address (``address``): a link to the configured
+    block explorer, else the value as code. ``value`` is a hex string we read or checked."""
+    url = settings().explorer_link(kind, value)
+    label = f"`{text or value}`"
+    return f"[{label}]({url})" if url else label
+
+
+def mined_text(facts: dict[str, Any]) -> str:
+    """``Mined in block 12 (105,707 gas): transaction 0x…`` (linked to the explorer if one is set)."""
+    return f"Mined in block {facts['block']} ({facts['gas_used']:,} gas): transaction {link('tx', facts['tx'])}."
+
+
+def outcome(page: str) -> dict[str, Any] | None:
+    """The outcome of this page's last action, for the component (``{id, ok, text}``)."""
+    got: tuple[str, Outcome] | None = st.session_state.get(OUTCOMES, {}).get(page)
+    return {"id": got[0], "ok": got[1].ok, "text": got[1].text} if got else None
+
+
+def last_outcome(page: str) -> Outcome | None:
+    got: tuple[str, Outcome] | None = st.session_state.get(OUTCOMES, {}).get(page)
+    return got[1] if got else None
+
+
+def clear_outcome(page: str) -> None:
+    st.session_state.get(OUTCOMES, {}).pop(page, None)
+
+
+def act(c: ChainClient, page: str, value: dict[str, Any], target: str, done: Any) -> None:
+    """Sends (or waits for) a ``sent`` value of the component, records its outcome, reruns. While
+    it waits, the page says the transaction is submitted, with its link."""
+    action = str(value.get("action"))
+    pending = st.empty()
+
+    def submitted(tx: str) -> None:
+        pending.info(
+            f"Submitted: waiting for it to be mined… Transaction {link('tx', tx)}.", icon=":material/hourglass_top:"
         )
-        try:
-            address = S.account_address(alias, c.chain_id)
-            secret = S.needs_passphrase(alias)
-        except SpartacusError as exc:
-            st.error(S.error_text(exc))
-            return None
-        passphrase = st.text_input("Passphrase of this Ape account", type="password") if secret else None
-        return Signing("local", address, alias, passphrase)
 
-    if not ss.get(WALLET_USED):  # the bridge is drawn before the page: draw it from the next run on
-        ss[WALLET_USED] = True
-        st.rerun()
-    address = ss.get(WALLET_ADDRESS)
-    if address:
-        chain = ss.get(WALLET_CHAIN)
-        st.success(f"Wallet connected: `{address}`", icon=":material/account_balance_wallet:")
-        if chain and chain != c.chain_id:
-            st.warning(
-                f"Your wallet is on chain {chain}; this campaign is on chain {c.chain_id}. "
-                "The wallet will be asked to switch when you send."
-            )
-    st.button(
-        "Reconnect wallet" if address else "Connect browser wallet",
-        on_click=_connect_wallet,
-        icon=":material/link:",
-        disabled=ss.get(WALLET_REQUEST) is not None,
-    )
-    notice = ss.pop(WALLET_NOTICE, None)
-    if notice:
-        st.error(notice)
-    return Signing("wallet", address) if address else None
-
-
-def _mode_changed() -> None:
-    if st.session_state.get("sign_mode") == "A browser wallet":
-        st.session_state[WALLET_USED] = True
-
-
-def _connect_wallet() -> None:
-    st.session_state[WALLET_USED] = True
-    st.session_state[WALLET_REQUEST] = {
-        "id": uuid.uuid4().hex,
-        "method": "eth_requestAccounts",
-        "params": [],
-        "action": "connect",
-    }
-
-
-def wallet_bridge() -> None:
-    """Renders the wallet bridge (once, first on every page, so it keeps its place) and
-    acts on its answer. Called by ``app.py`` before the page."""
-    ss = st.session_state
-    request = ss.get(WALLET_REQUEST)
-    if not (ss.get(WALLET_USED) or request):
-        return
-    public = {k: request[k] for k in ("id", "method", "params", "chainId") if k in request} if request else None
-    value = _bridge(request=public, key="spartacus_wallet", default=None)
-    if not (request and isinstance(value, dict) and value.get("id") == request["id"]):
-        return
-    handled: set[str] = ss.setdefault(WALLET_HANDLED, set())
-    if request["id"] in handled:
-        return
-    handled.add(request["id"])
-    ss[WALLET_REQUEST] = None
-    _wallet_answer(request, value)
-
-
-def _wallet_answer(request: dict[str, Any], value: dict[str, Any]) -> None:
-    ss = st.session_state
-    error = value.get("error")
-    if request["method"] == "eth_requestAccounts":
-        accounts = value.get("result") or []
-        if error:
-            ss[WALLET_NOTICE] = S.wallet_error_text(error, request["method"])
-        elif not accounts:
-            ss[WALLET_NOTICE] = "The wallet shared no account: unlock it, then connect again."
-        else:
-            ss[WALLET_ADDRESS] = to_checksum_address(accounts[0])
-            ss[WALLET_CHAIN] = int(str(value.get("chainId") or "0x0"), 16)
-        return
-    action, key = request["action"], request["outcome"]
-    if error:
-        set_outcome(key, S.Outcome(action, False, S.wallet_error_text(error, request["method"])))
-        return
-    tx_hash = str(value.get("result"))
-    c = client()
-    with st.spinner(f"Your wallet sent transaction {S.short(tx_hash)}: waiting for it to be mined…"):
-        try:
-            result = c.wait(tx_hash)
-        except SpartacusError as exc:
-            set_outcome(key, S.Outcome(action, False, S.error_text(exc)))
-            return
-    _finish(key, action, result, request.get("key_slot"))
-
-
-def wallet_pending() -> bool:
-    """While the wallet has a transaction to answer: a notice and a way out."""
-    request = st.session_state.get(WALLET_REQUEST)
-    if not request or request["method"] != "eth_sendTransaction":
-        return False
-    st.info("Confirm the transaction in your wallet…", icon=":material/hourglass_top:")
-    st.button("Forget this request", on_click=lambda: st.session_state.update({WALLET_REQUEST: None}))
-    return True
-
-
-# ─── Actions ─────────────────────────────────────────────────────────────────────────
-
-
-def outcome_key(action: str, campaign: str | None) -> str:
-    return action if action == "create" else f"{action}:{campaign}"
-
-
-def set_outcome(key: str, outcome: S.Outcome) -> None:
-    st.session_state.setdefault(OUTCOMES, {})[key] = outcome
-
-
-def get_outcome(key: str) -> S.Outcome | None:
-    outcome: S.Outcome | None = st.session_state.get(OUTCOMES, {}).get(key)
-    return outcome
-
-
-def clear_outcome(key: str) -> None:
-    st.session_state.get(OUTCOMES, {}).pop(key, None)
-
-
-def intend(action: str) -> None:
-    """A button's on_click: record the intent; the page acts on it in its own run."""
-    st.session_state[INTENT] = action
-
-
-def pop_intent(action: str) -> bool:
-    if st.session_state.get(INTENT) == action:
-        st.session_state[INTENT] = None
-        return True
-    return False
-
-
-def submit(c: ChainClient, signing: Signing, prepared: S.Prepared, key_slot: str | None = None) -> None:
-    """Sends ``prepared``: now with a local account, or through the wallet bridge."""
-    key = outcome_key(prepared.action, prepared.campaign)
-    if signing.kind == "local":
-        assert signing.alias is not None
-        with st.spinner("Signing and sending, then waiting for the transaction to be mined…"):
-            try:
-                signer = S.local_signer(signing.alias, c.chain_id, signing.passphrase)
-                result = S.send_local(c, signer, prepared)
-            except SpartacusError as exc:
-                set_outcome(key, S.Outcome(prepared.action, False, S.error_text(exc)))
-                return
-        _finish(key, prepared.action, result, key_slot)
-        return
     try:
-        tx = S.wallet_transaction(c, prepared)
-    except SpartacusError as exc:
-        set_outcome(key, S.Outcome(prepared.action, False, S.error_text(exc)))
-        return
-    st.session_state[WALLET_REQUEST] = {
-        "id": uuid.uuid4().hex,
-        "method": "eth_sendTransaction",
-        "params": [tx],
-        "chainId": hex(c.chain_id),
-        "action": prepared.action,
-        "outcome": key,
-        "key_slot": key_slot,
-    }
+        with st.spinner("Sending…" if value.get("via") != "wallet" else "Waiting for it to be mined…"):
+            result = send_value(c, settings(), value, action, target, submitted=submitted)
+            facts = describe_result(action, result)
+        outcome_ = Outcome(action, True, done(facts), facts)
+        fresh_head()
+    except Exception as exc:  # noqa: BLE001 - every failure is told as a sentence
+        outcome_ = Outcome(action, False, fail(exc), {})
+    st.session_state.setdefault(OUTCOMES, {})[page] = (value["id"], outcome_)
     st.rerun()
 
 
-def _finish(key: str, action: str, result: Any, key_slot: str | None) -> None:
-    facts = S.describe_result(action, result)
-    if key_slot:  # the key is now in use: keep it for downloads; the next one is a new key
-        ss = st.session_state
-        base, _, generation = key_slot.rpartition("#")
-        if key_slot in ss:
-            ss["done:" + base] = ss[key_slot]
-        ss.setdefault(KEY_GENERATIONS, {})[base] = int(generation) + 1
-    set_outcome(key, S.Outcome(action, True, "", facts))
-
-
-def show_error(key: str) -> None:
-    outcome = get_outcome(key)
-    if outcome and not outcome.ok:
-        st.error(outcome.text, icon=":material/error:")
-
-
-# ─── Member keys ─────────────────────────────────────────────────────────────────────
-
-
-def key_slot(base: str) -> str:
-    """The session key under which the next member key for ``base`` lives (a new one after each use)."""
-    return f"{base}#{st.session_state.get(KEY_GENERATIONS, {}).get(base, 0)}"
-
-
-def used_key(base: str) -> KeyPair | None:
-    """The member key of the last successful pledge or creation for ``base``."""
-    pair: KeyPair | None = st.session_state.get("done:" + base)
-    return pair
-
-
-def member_key(slot: str) -> KeyPair:
-    """The member key of the pledge (or creation) being prepared: one per slot, kept until used."""
-    ss = st.session_state
-    if slot not in ss:
-        ss[slot] = KeyPair.generate()
-    pair: KeyPair = ss[slot]
-    return pair
-
-
-def key_download(pair: KeyPair, campaign: str | None, slot: str, label: str = "Save my member key file") -> None:
-    """The key as a file (the format of ``spartacus.keys``); its content is never on screen."""
-    st.download_button(
-        label,
-        data=S.member_key_file(pair),
-        file_name=S.key_file_name(campaign),
-        mime="application/octet-stream",
-        icon=":material/key:",
-        on_click=_mark_saved,
-        args=(slot,),
-        key=f"download:{slot}",
-    )
-
-
-def _mark_saved(slot: str) -> None:
-    st.session_state["saved:" + slot] = True
-
-
-def member_key_section(base: str, campaign: str | None, text: str) -> tuple[str, KeyPair, bool]:
-    """ "Your member key": a key for this form, offered only as a download; returns its session
-    slot, the key, and whether the user confirmed saving it."""
-    st.subheader("Your member key")
-    st.markdown(text)
-    slot = key_slot(base)
-    pair = member_key(slot)
-    key_download(pair, campaign, slot)
-    return slot, pair, key_saved_checkbox(slot)
-
-
-def key_saved_checkbox(slot: str) -> bool:
-    return bool(
-        st.checkbox(
-            "I have saved my member key file (without it I cannot read the roster)",
-            key="saved:" + slot,
-        )
-    )
+def show_outcome(page: str) -> Outcome | None:
+    got = last_outcome(page)
+    if got is not None and not got.ok:
+        error(got.text)
+    return got
 
 
 # ─── Look ────────────────────────────────────────────────────────────────────────────
@@ -487,3 +401,35 @@ CSS = """
 
 def style() -> None:
     st.html(CSS)
+
+
+@st.cache_data(show_spinner=False)
+def _factory_facts(network: str | None, factory: str) -> tuple[str, str]:
+    from spartacus.chain import FactoryClient
+
+    f = FactoryClient(_connection(network).client, factory)
+    (implementation,) = f.client.call("CampaignFactory", f.address, "implementation")
+    return f.forwarder, str(implementation)
+
+
+def factory_facts(factory: str) -> tuple[str, str]:
+    """``(forwarder, implementation)`` of a factory, or a clear error and a stopped page."""
+    try:
+        return _factory_facts(settings().network, factory)
+    except Exception as exc:  # noqa: BLE001
+        error(f"{factory} is not a Spartacus factory on this network: {fail(exc)}")
+        st.stop()
+        raise
+
+
+def forwarder(c: ChainClient) -> str | None:
+    """The deployment's forwarder (walletless requests are signed for it)."""
+    factory = settings().factory
+    return factory_facts(factory)[0] if factory else None
+
+
+def share(address: str, title: str) -> None:
+    """The campaign's link as text (at once), then the component's QR code and copy button."""
+    url = share_url(address)
+    st.markdown(T.escape_md(url))
+    component("share", key=f"share-{address}", url=url, title=title)

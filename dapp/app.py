@@ -2,13 +2,15 @@
 
     streamlit run dapp/app.py     # SPARTACUS_NETWORK (Ape network or RPC URL), SPARTACUS_FACTORY
 
-A campaign's page is ``/?campaign=0x…``. Everything chain-related is read from the
-contracts and their events; nothing is stored by this app but the browser session.
+A campaign's page is ``/?campaign=0x…``. Everything chain-related is read from the contracts
+and their events. Every secret (a pledge's record, the organizer's instructions, member keys,
+the roster) is made and read in the visitor's browser, inside the dApp's component
+(``dapp/js``): this server receives only what is public anyway.
 """
 
 from __future__ import annotations
 
-import _state as S
+import _text as T
 import _ui
 import streamlit as st
 
@@ -25,13 +27,20 @@ page = st.navigation(
     ],
     position="top",
 )
-_ui.wallet_bridge()  # first on every page, so the bridge keeps its place across reruns
 page.run()
 
 settings = _ui.settings()
-network = _ui.client()
+_ui.client()
 st.divider()
-st.caption(
-    f"Network: {S.escape_md(settings.network_label)} · chain {network.chain_id}"
-    + (f" · factory `{settings.factory}`" if settings.factory else " · no factory set (SPARTACUS_FACTORY)")
+st.caption(  # the server's own RPC URL is never shown (it may hold an API key): the one offered to wallets is
+    f"Network: {T.escape_md(_ui.chain_label())}"
+    + (f" · RPC {T.escape_md(settings.rpc_public_url)}" if settings.rpc_public_url else "")
+    + (
+        f" · factory {_ui.link('address', settings.factory)}"
+        if settings.factory
+        else " · no factory set (SPARTACUS_FACTORY)"
+    )
+    + (" · relayer configured" if settings.relayer else "")
 )
+if settings.config_error:
+    _ui.warning(settings.config_error)

@@ -12,6 +12,8 @@ working. Each error's message says what went wrong *and what to do*.
     ├── NotRevealedError                     roster asked for before the reveal
     ├── ChainError                           a transaction or read failed on-chain
     │   ├── ContractRevert                   the contract refused (custom error)
+    │   ├── InsufficientFunds                the sender cannot pay for a transaction
+    │   ├── TransactionPending               sent, not mined yet (kept, never dropped)
     │   └── RPCUnavailable (ConnectionError) the node cannot be reached
     └── MailError (ConnectionError)          the SMTP server cannot be reached
 """
@@ -29,6 +31,8 @@ __all__ = [
     "NotRevealedError",
     "ChainError",
     "ContractRevert",
+    "InsufficientFunds",
+    "TransactionPending",
     "RPCUnavailable",
     "MailError",
 ]
@@ -69,6 +73,16 @@ class ChainError(SpartacusError):
 
 class ContractRevert(ChainError):
     """The contract refused a call; ``error`` names its custom error."""
+
+
+class InsufficientFunds(ChainError):
+    """The sender's balance does not cover a transaction; ``address``, ``needed`` and ``balance``
+    (wei) say who to fund and by how much."""
+
+
+class TransactionPending(ChainError):
+    """A transaction was sent and is not mined yet (``hashes``: every version of it, same nonce);
+    whoever journaled it waits for it again rather than sending another."""
 
 
 class RPCUnavailable(ChainError, ConnectionError):

@@ -5,11 +5,15 @@ another campaign, chain or key."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from hexbytes import HexBytes
 
 from ._exceptions import InputError
 
@@ -69,3 +73,17 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def tx_json(tx: dict[str, Any]) -> str:
+    """A signed transaction's fields as a journal keeps them (bytes as 0x-hex), to sign a
+    replacement with the same nonce after a restart."""
+    return json.dumps({k: HexBytes(v).to_0x_hex() if isinstance(v, bytes) else v for k, v in tx.items()})
+
+
+def tx_from_json(text: str) -> dict[str, Any]:
+    """:func:`tx_json` read back."""
+    tx: dict[str, Any] = json.loads(text)
+    if "data" in tx:
+        tx["data"] = HexBytes(tx["data"])
+    return tx

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,7 +17,7 @@ from types import TracebackType
 
 from ._exceptions import RPCUnavailable
 
-__all__ = ["DEV_MNEMONIC", "Anvil", "anvil_binary", "dev_key", "free_port"]
+__all__ = ["DEV_MNEMONIC", "Anvil", "anvil_binary", "detached_child", "dev_key", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,16 +37,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def detached_child() -> None:
+    """``preexec_fn`` for a supervised child: its own process group, so that a Ctrl-C (a SIGINT
+    to the terminal's group) reaches only the supervisor, which stops its children in order; and
+    on Linux a SIGTERM when the supervisor dies, so that nothing outlives it."""
+    os.setpgid(0, 0)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's stop() is all there is
+        pass
+
+
 class Anvil:
     """An anvil process on loopback; a context manager that always stops it.
 
-    ``extra`` adds anvil flags (e.g. ``["--block-time", "1"]`` or ``["--accounts", "50"]``).
+    ``extra`` adds anvil flags (e.g. ``["--block-time", "1"]`` or ``["--accounts", "50"]``);
+    ``detached`` starts it as a supervised child (:func:`detached_child`).
     """
 
-    def __init__(self, port: int | None = None, extra: list[str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        log: Path | None = None,
+        *,
+        detached: bool = False,
+    ) -> None:
         self.port = port or free_port()
         self.extra = extra or []
         self.log = log
+        self.detached = detached
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,6 +82,7 @@ class Anvil:
             [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), *self.extra],
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=detached_child if self.detached else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # readiness: the RPC port accepts a connection

@@ -1,124 +1,129 @@
-"""The sealed pledge: a versioned, canonical, fixed-bucket envelope.
+"""The sealed pledge, format v2: a record sealed for ``t`` of ``n`` keepers, near its floor in size.
 
-A pledger's client seals its record (:class:`PledgeContent`) so that no single
-party can read it before the reveal: the record is encrypted under a fresh
-content key ``k``, ``k`` is split ``t``-of-``n`` with Shamir's scheme, and
-share ``i`` is ECIES-wrapped to keeper ``i``. Fewer than ``t`` keepers learn
-nothing; after the reveal ``t`` keepers publish their shares (see
-:mod:`spartacus.release`) and members recombine ``k``.
+A pledger's client (this module, or the browser module ``dapp/js/format.js``, byte for byte
+the same) seals its record (:class:`PledgeContent`) so that no single party can read it
+before the reveal. The organizer's instructions are sealed the same way, apart from the
+organizer's own record (:func:`seal_instructions`), so that a late joiner can be given them
+without the organizer's identity.
 
-Payload (plaintext)
--------------------
-Canonical JSON of the record, UTF-8, ``sort_keys=True``,
-``separators=(",", ":")``, ``ensure_ascii=False``::
+Primitives (all from libraries, see :mod:`spartacus._primitives`): secp256k1 ECDH, HKDF-SHA256,
+AES-128-GCM, AES-KW (RFC 3394), SHA-256, and Shamir over GF(2^8) (:mod:`spartacus._shamir`).
 
-    {"contact":{"email":"a@b.org"},"message":"...","name":"Ana","v":1}
-
-``message`` and ``instructions`` are omitted when absent. Decoding is strict:
-the bytes must be exactly the canonical encoding of a valid record.
-
-Padding (so the ciphertext length leaks only the bucket)::
-
-    len(payload) (4, big-endian) | payload | 0x00 ... up to the bucket size
-
-The bucket is the smallest of :data:`BUCKETS` (512, 1024, 2048, 4096, 8192,
-16384 bytes) holding ``4 + len(payload)``; the largest payload is therefore
-16,380 bytes.
-
-Encryption
-----------
-* ``k``: 32 random bytes; ``nonce``: 12 random bytes;
-* ``body = AES-256-GCM(k, nonce, padded, aad=header)``: ciphertext (bucket
-  bytes) followed by the 16-byte tag;
-* ``header`` (the AAD, 143 bytes, never sent as such)::
-
-      b"SPX" | 0x01                   4   magic and version
-      chain id                        32  big-endian
-      campaign address                20
-      member public key               33  compressed; travels beside the envelope
-      n                               1   keepers
-      t                               1   keeper threshold
-      keccak256(K1 || ... || Kn)      32  keeper-set digest, 64-byte keys in order
-      pledger address                 20  the account that sends the pledge
-
-* ``k`` is split as two 16-byte halves with pycryptodome's
-  ``Shamir.split(t, n, half)`` (GF(2^128)); keeper ``i`` (0-based) gets the
-  33-byte share ``(i+1) (1) | share of k[:16] (16) | share of k[16:] (16)``;
-  what is wrapped to the keeper with ECIES (:func:`spartacus.keys.wrap`) is the
-  share followed by a 16-byte *binding*, ``keccak256(header)[:16]``:
-  49 + 97 = 146 bytes. A keeper releases a share only if the binding matches
-  the ``Pledged`` event it came in (chain, campaign, member key, sender), so a
-  copy of someone's envelope sent from another account (to get a withdrawn
-  pledge revealed after all) is never released: its content key is never
-  rebuilt.
-
-Wire format (the ``envelope`` bytes sent to ``Campaign.pledge``)
+Record (the plaintext, canonical binary; all integers big-endian)
 -----------------------------------------------------------------
+A member record (role 1)::
+
+    0x01                         kind
+    u16 L | L bytes              name, UTF-8
+    u8  C                        number of contact fields (0..16)
+    C × ( u8 K | K bytes         field name, ASCII ^[a-z][a-z0-9_-]{0,31}$, strictly ascending
+          u16 V | V bytes )      value, UTF-8
+    u16 M | M bytes              message, UTF-8 (M = 0: no message)
+
+Instructions (role 2)::
+
+    0x02 | the instructions, UTF-8 (the rest of the payload)
+
+"Characters" in the limits below are Unicode code points. Decoding is strict: every byte is
+consumed, lengths fit, keys ascend, text is valid UTF-8 without control characters (the
+message and instructions may hold line breaks and tabs).
+
+Padding (the ciphertext length leaks only the bucket)::
+
+    u16 len(record) | record | 0x00 … up to B, the smallest of BUCKETS holding 2 + len(record)
+
+``BUCKETS`` = 256, 512, 1024, 2048, 4096, 8192, 16384. A typical record (a name, an e-mail,
+a message of 100 characters) fits the first.
+
+Binding (the associated data ``A``, 144 bytes, never sent: the reader knows every field)::
+
+    b"SPX" 0x02                  4    magic and version
+    role                         1    0x01 pledge record, 0x02 instructions
+    chain id                     32   u256
+    campaign                     20   address
+    member key M                 33   compressed; travels beside the envelope in `Pledged`
+    pledger                      20   the address that pledges (the signer of a relayed request)
+    n | t                        2
+    keccak256(K1 ‖ … ‖ Kn)       32   the keepers' 64-byte public keys, in campaign order
+
+For the instructions, ``M`` is the organizer's member key and ``pledger`` the campaign's creator.
+Let ``h = SHA-256(A)``.
+
+Sealing
+-------
+1. ``k`` = 16 random bytes (the content key); ``body = AES-128-GCM(k, nonce = 0^12, padded,
+   aad = A)``: ``k`` encrypts exactly one message, so a fixed nonce is safe.
+2. Shamir: ``split(k, n, t)`` gives share ``i`` = ``y_i (16) ‖ x_i (1)`` (``x_i`` random and
+   distinct); for ``t = 1``, ``y_i = k`` and ``x_i = i + 1``.
+3. Commitment ``c_i = SHA-256(b"spartacus/v2 commit" ‖ h ‖ i ‖ x_i ‖ y_i)[:8]`` (``i`` one
+   byte): a member checks each keeper's published ``y_i`` against it, so shares from a lying
+   keeper are recognised and set aside, and any ``t`` honest keepers open the record (P9).
+4. Wrap: the member key's secret ``m`` is the envelope's one ephemeral key for all keepers
+   (randomness reuse across the recipients of one message is safe for DH-based KEMs:
+   Kurosawa 2002; Bellare, Boldyreva and Staddon 2003). ``Z_i = m · K_i`` (compressed point),
+   ``KEK_i = HKDF-SHA256(Z_i, salt = "", info = b"spartacus/v2 wrap" ‖ h ‖ i, 16)``,
+   ``w_i = AES-KW(KEK_i, y_i)`` (24 bytes). Keeper ``i`` recomputes ``Z_i = k_i · M`` and ``h``
+   from the ``Pledged`` event: a copy of someone's envelope sent by another pledger, to
+   another campaign or with another member key gives another ``h``, the unwrap fails, and that
+   keeper never releases anything for it (P4).
+
+Wire format (the ``envelope`` bytes of ``Campaign.pledge``, and ``config.instructions``)
+----------------------------------------------------------------------------------------
 ::
 
-    offset  size       field
-    0       4          b"SPX" | 0x01
-    4       1          n               1 <= t <= n <= 32
-    5       1          t
-    6       32         keeper-set digest
-    38      12         nonce
-    50      2          L = len(body), big-endian; L - 16 must be a bucket
-    52      L          body (ciphertext | tag)
-    52+L    146 * n    wrapped shares, keeper 0 first
+    offset      size     field
+    0           4        b"SPX" 0x02
+    4           1        n               1 <= t <= n <= 32
+    5           1        t
+    6           B + 16   body            AES-128-GCM ciphertext, then its tag
+    22 + B      33 n     per keeper i:   x_i (1) | c_i (8) | w_i (24)
 
-Size: ``52 + bucket + 16 + 146 n``. A typical pledge (name, e-mail, a short
-message: < 508 bytes of JSON) with 3 keepers is ``52 + 528 + 438 = 1,018``
-bytes. The largest possible envelope (bucket 16384, n = 32) is
-``52 + 16400 + 4672 = 21,124`` bytes, under the contract's 24,576-byte cap, so
-all six buckets are kept.
-
-Chain id, campaign, member key and sender are not in the wire bytes (the reader
-knows them from the campaign and the ``Pledged`` event) but are authenticated
-through the AAD and the keepers' binding: an envelope copied to another
-campaign, chain, member key or sender does not open.
+Size: ``22 + B + 33 n``. A typical pledge with 3 keepers: ``22 + 256 + 99 = 377`` bytes. The
+largest (B = 16384, n = 32): 17,462 bytes, under the contract's 24,576-byte cap.
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 
-from Crypto.Cipher import AES
-from Crypto.Protocol import SecretSharing
-from Crypto.Protocol.SecretSharing import Shamir
 from Crypto.Random import get_random_bytes
 from eth_utils.crypto import keccak
 
+from spartacus import _shamir
 from spartacus._exceptions import DecryptionError, EnvelopeError, InputError
-from spartacus.keys import (
-    KeyPair,
-    PrivateKeyLike,
-    compress_public_key,
-    parse_public_key,
-    public_key_64,
-    unwrap,
-    wrap,
-    wrapped_size,
+from spartacus._primitives import (
+    KEY_SIZE,
+    TAG_SIZE,
+    WRAP_SIZE,
+    ZERO_NONCE,
+    ecdh,
+    gcm_open,
+    gcm_seal,
+    hkdf16,
+    kw_unwrap,
+    kw_wrap,
+    sha256,
 )
+from spartacus.keys import KeyPair, PrivateKeyLike, compress_public_key, parse_public_key, secret_of
 from spartacus.types import CampaignContext
 
 __all__ = [
     "MAGIC",
     "VERSION",
+    "ROLE_PLEDGE",
+    "ROLE_INSTRUCTIONS",
     "BUCKETS",
     "MAX_PAYLOAD_BYTES",
     "MAX_KEEPERS",
-    "SHARE_SIZE",
-    "WRAPPED_SHARE_SIZE",
-    "NONCE_SIZE",
-    "TAG_SIZE",
+    "SHARE_Y_SIZE",
+    "COMMITMENT_SIZE",
+    "KEEPER_SLOT_SIZE",
     "HEADER_SIZE",
     "AAD_SIZE",
     "CONTRACT_ENVELOPE_CAP",
@@ -130,8 +135,11 @@ __all__ = [
     "INSTRUCTIONS_MAX",
     "PledgeContent",
     "ParsedEnvelope",
+    "Randomness",
     "encode_content",
     "decode_content",
+    "encode_instructions",
+    "decode_instructions",
     "pad",
     "unpad",
     "bucket_for",
@@ -139,46 +147,46 @@ __all__ = [
     "keeper_set_digest",
     "address_bytes",
     "campaign_bytes",
-    "header_aad",
+    "binding",
+    "commitment",
     "check_context",
     "seal",
+    "seal_instructions",
     "parse",
     "open_share",
-    "share_index",
-    "open_with_shares",
-    "MAX_COMBINE_ATTEMPTS",
+    "open_body",
 ]
 
 MAGIC: Final = b"SPX"
-VERSION: Final = 1
-_MAGIC_VERSION: Final = MAGIC + bytes([VERSION])
-BUCKETS: Final[tuple[int, ...]] = (512, 1024, 2048, 4096, 8192, 16384)
-_LEN_PREFIX: Final = 4
+VERSION: Final = 2
+_PREFIX: Final = MAGIC + bytes([VERSION])
+ROLE_PLEDGE: Final = 1
+ROLE_INSTRUCTIONS: Final = 2
+BUCKETS: Final[tuple[int, ...]] = (256, 512, 1024, 2048, 4096, 8192, 16384)
+_LEN_PREFIX: Final = 2
 MAX_PAYLOAD_BYTES: Final = BUCKETS[-1] - _LEN_PREFIX
 MAX_KEEPERS: Final = 32
-SHARE_SIZE: Final = 1 + 16 + 16
-BINDING_SIZE: Final = 16
-WRAPPED_SHARE_SIZE: Final = wrapped_size(SHARE_SIZE + BINDING_SIZE)  # 146
-NONCE_SIZE: Final = 12
-TAG_SIZE: Final = 16
-KEY_SIZE: Final = 32
-HEADER_SIZE: Final = 4 + 1 + 1 + 32 + NONCE_SIZE + 2  # 52
-AAD_SIZE: Final = 4 + 32 + 20 + 33 + 1 + 1 + 32 + 20  # 143
-#: The ``Campaign`` contract refuses longer envelopes.
+SHARE_Y_SIZE: Final = KEY_SIZE  # 16
+COMMITMENT_SIZE: Final = 8
+KEEPER_SLOT_SIZE: Final = 1 + COMMITMENT_SIZE + WRAP_SIZE  # 33
+HEADER_SIZE: Final = 4 + 1 + 1
+AAD_SIZE: Final = 4 + 1 + 32 + 20 + 33 + 20 + 2 + 32  # 144
+#: The ``Campaign`` contract refuses longer envelopes (and longer sealed instructions).
 CONTRACT_ENVELOPE_CAP: Final = 24_576
+_COMMIT_LABEL: Final = b"spartacus/v2 commit"
+_WRAP_LABEL: Final = b"spartacus/v2 wrap"
 
 
 def envelope_size(n: int, bucket: int) -> int:
     """Wire size of an envelope for ``n`` keepers and a padded payload of ``bucket`` bytes."""
-    return HEADER_SIZE + bucket + TAG_SIZE + n * WRAPPED_SHARE_SIZE
+    return HEADER_SIZE + bucket + TAG_SIZE + n * KEEPER_SLOT_SIZE
 
 
-#: The largest envelope this module can produce (bucket 16384, n = 32): 21,124 bytes.
+#: The largest envelope this module can produce (bucket 16384, n = 32): 17,462 bytes.
 MAX_ENVELOPE_BYTES: Final = envelope_size(MAX_KEEPERS, BUCKETS[-1])
 assert MAX_ENVELOPE_BYTES <= CONTRACT_ENVELOPE_CAP, "the largest bucket no longer fits the contract"
-assert WRAPPED_SHARE_SIZE == 146
 
-# ------------------------------------------------------------------------------------------ payload
+# ------------------------------------------------------------------------------------------ record
 
 NAME_MAX: Final = 200
 CONTACT_MAX_FIELDS: Final = 16
@@ -206,6 +214,30 @@ def _check_text(what: str, value: object, *, max_chars: int, multiline: bool) ->
     return value
 
 
+def _check_contact(contact: object, *, trim: bool) -> dict[str, str]:
+    if not isinstance(contact, Mapping):
+        raise InputError("contact must be a mapping of field name to value")
+    if len(contact) > CONTACT_MAX_FIELDS:
+        raise InputError(f"{len(contact)} contact fields; the limit is {CONTACT_MAX_FIELDS}")
+    out: dict[str, str] = {}
+    for key, raw in contact.items():
+        if not isinstance(key, str) or not _CONTACT_KEY_RE.fullmatch(key):
+            raise InputError(
+                f"contact field name {key!r} is invalid: use 1-32 of a-z, 0-9, _ and -, "
+                "starting with a letter (e.g. email, signal, phone)"
+            )
+        value = _check_text(f"contact {key}", raw, max_chars=10 * CONTACT_VALUE_MAX, multiline=False)
+        value = value.strip() if trim else value
+        if not value.strip():
+            raise InputError(f"contact {key} is empty; drop the field or give a value")
+        if len(value) > CONTACT_VALUE_MAX:
+            raise InputError(f"contact {key} is {len(value)} characters; the limit is {CONTACT_VALUE_MAX}")
+        if key == "email" and not _EMAIL_RE.fullmatch(value):
+            raise InputError(f"contact email {value!r} does not look like an e-mail address")
+        out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class PledgeContent:
     """What a pledger reveals to the other members.
@@ -214,9 +246,7 @@ class PledgeContent:
     * ``contact``: up to 16 fields ``key -> value``; keys match
       ``^[a-z][a-z0-9_-]{0,31}$``; values 1..320 characters (blanks trimmed);
       ``email`` must look like an address (the relay writes to it);
-    * ``message``: optional, up to 2,000 characters;
-    * ``instructions``: optional, up to 12,000 characters; only the organizer's
-      (creator's) are ever shown, anyone else's are ignored by the roster.
+    * ``message``: optional, up to 2,000 characters (an empty message is no message).
 
     Invalid values raise :class:`InputError` at construction.
     """
@@ -224,7 +254,6 @@ class PledgeContent:
     name: str
     contact: dict[str, str] = field(default_factory=dict)
     message: str | None = None
-    instructions: str | None = None
 
     def __post_init__(self) -> None:
         name = _check_text("name", self.name, max_chars=10 * NAME_MAX, multiline=False).strip()
@@ -233,113 +262,106 @@ class PledgeContent:
         if len(name) > NAME_MAX:
             raise InputError(f"name is {len(name)} characters; the limit is {NAME_MAX}")
         object.__setattr__(self, "name", name)
-
-        if not isinstance(self.contact, Mapping):
-            raise InputError("contact must be a mapping of field name to value")
-        if len(self.contact) > CONTACT_MAX_FIELDS:
-            raise InputError(f"{len(self.contact)} contact fields; the limit is {CONTACT_MAX_FIELDS}")
-        contact: dict[str, str] = {}
-        for key, raw in self.contact.items():
-            if not isinstance(key, str) or not _CONTACT_KEY_RE.fullmatch(key):
-                raise InputError(
-                    f"contact field name {key!r} is invalid: use 1-32 of a-z, 0-9, _ and -, "
-                    "starting with a letter (e.g. email, signal, phone)"
-                )
-            value = _check_text(f"contact {key}", raw, max_chars=10 * CONTACT_VALUE_MAX, multiline=False).strip()
-            if not value:
-                raise InputError(f"contact {key} is empty; drop the field or give a value")
-            if len(value) > CONTACT_VALUE_MAX:
-                raise InputError(f"contact {key} is {len(value)} characters; the limit is {CONTACT_VALUE_MAX}")
-            if key == "email" and not _EMAIL_RE.fullmatch(value):
-                raise InputError(f"contact email {value!r} does not look like an e-mail address")
-            contact[key] = value
-        object.__setattr__(self, "contact", contact)
-
+        object.__setattr__(self, "contact", _check_contact(self.contact, trim=True))
         if self.message is not None:
             _check_text("message", self.message, max_chars=MESSAGE_MAX, multiline=True)
-        if self.instructions is not None:
-            _check_text("instructions", self.instructions, max_chars=INSTRUCTIONS_MAX, multiline=True)
+            if self.message == "":
+                object.__setattr__(self, "message", None)
+
+
+def _u16(data: bytes, what: str) -> bytes:
+    if len(data) > 0xFFFF:  # pragma: no cover - the limits above keep every field far below
+        raise InputError(f"{what} is too long")
+    return len(data).to_bytes(2, "big") + data
 
 
 def encode_content(content: PledgeContent) -> bytes:
-    """Canonical UTF-8 JSON of a record (see the module docstring)."""
-    doc: dict[str, Any] = {"v": VERSION, "name": content.name, "contact": dict(content.contact)}
-    if content.message is not None:
-        doc["message"] = content.message
-    if content.instructions is not None:
-        doc["instructions"] = content.instructions
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The canonical binary member record (see the module docstring)."""
+    out = bytearray(b"\x01")
+    out += _u16(content.name.encode("utf-8"), "name")
+    out.append(len(content.contact))
+    for key in sorted(content.contact):
+        key_bytes = key.encode("ascii")
+        out.append(len(key_bytes))
+        out += key_bytes
+        out += _u16(content.contact[key].encode("utf-8"), f"contact {key}")
+    out += _u16((content.message or "").encode("utf-8"), "message")
+    return bytes(out)
 
 
-_PAYLOAD_KEYS: Final = frozenset({"v", "name", "contact", "message", "instructions"})
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
 
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise EnvelopeError("the sealed record is truncated")
+        out = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return out
 
-_MAX_DEPTH: Final = 2  # {"contact": {...}}: nothing deeper is valid
+    def number(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
 
-
-def _nesting_within(payload: bytes, limit: int) -> bool:
-    """True if JSON arrays/objects nest at most ``limit`` deep (strings skipped).
-
-    Checked before ``json.loads``: its C scanner recurses once per level, and a
-    sealed record of 100,000 ``[`` would otherwise overflow the C stack and kill
-    every roster reader with a segfault (a pledger could stop the reveal).
-    """
-    depth, in_string, escaped = 0, False, False
-    for byte in payload:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # closing quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return True
+    def text(self, size_bytes: int, what: str) -> str:
+        raw = self.take(self.number(size_bytes))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EnvelopeError(f"the sealed record's {what} is not UTF-8") from None
 
 
 def decode_content(payload: bytes) -> PledgeContent:
-    """Parse a canonical payload; anything else is an :class:`EnvelopeError`."""
-    if not _nesting_within(payload, _MAX_DEPTH):
-        raise EnvelopeError("the sealed record nests deeper than a pledge record can")
+    """Parse a member record strictly; anything else is an :class:`EnvelopeError`."""
+    r = _Reader(bytes(payload))
+    if r.take(1) != b"\x01":
+        raise EnvelopeError("the sealed record is not a member record (kind byte)")
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise EnvelopeError("the sealed record is not UTF-8 JSON") from None
-    if not isinstance(doc, dict):
-        raise EnvelopeError("the sealed record is not a JSON object")
-    unknown = set(doc) - _PAYLOAD_KEYS
-    if unknown or not {"v", "name", "contact"} <= set(doc):
-        raise EnvelopeError("the sealed record has missing or unknown fields")
-    if type(doc["v"]) is not int or doc["v"] != VERSION:
-        raise EnvelopeError(f"unsupported record version; this program reads version {VERSION}")
-    if not isinstance(doc["contact"], dict) or any(not isinstance(v, str) for v in doc["contact"].values()):
-        raise EnvelopeError("the sealed record's contact is not a map of text")
-    for opt in ("message", "instructions"):
-        if opt in doc and not isinstance(doc[opt], str):
-            raise EnvelopeError(f"the sealed record's {opt} is not text")
-    try:
-        content = PledgeContent(
-            name=doc["name"],
-            contact=doc["contact"],
-            message=doc.get("message"),
-            instructions=doc.get("instructions"),
-        )
+        name = _check_text("name", r.text(2, "name"), max_chars=NAME_MAX, multiline=False)
+        if not name.strip():
+            raise InputError("name is empty")
+        count = r.number(1)
+        contact: dict[str, str] = {}
+        previous = b""
+        for _ in range(count):
+            key_bytes = r.take(r.number(1))
+            if key_bytes <= previous:
+                raise EnvelopeError("the sealed record's contact fields are not in strictly ascending order")
+            previous = key_bytes
+            key = key_bytes.decode("ascii", errors="replace")
+            contact[key] = r.text(2, f"contact {key}")
+        contact = _check_contact(contact, trim=False)
+        message = _check_text("message", r.text(2, "message"), max_chars=MESSAGE_MAX, multiline=True)
     except InputError as exc:
         raise EnvelopeError(f"the sealed record is invalid: {exc.message}") from None
-    try:
-        canonical = encode_content(content)
-    except UnicodeEncodeError:  # pragma: no cover - _check_text already refuses these
-        raise EnvelopeError("the sealed record is not valid Unicode") from None
-    if canonical != payload:
-        raise EnvelopeError("the sealed record is not in canonical form")
+    if r.pos != len(r.data):
+        raise EnvelopeError(f"the sealed record has {len(r.data) - r.pos} trailing bytes")
+    content = PledgeContent.__new__(PledgeContent)  # as decoded: no trimming
+    object.__setattr__(content, "name", name)
+    object.__setattr__(content, "contact", contact)
+    object.__setattr__(content, "message", message or None)
     return content
+
+
+def encode_instructions(text: str) -> bytes:
+    """``0x02 | UTF-8``; :class:`InputError` if the text is empty or too long."""
+    _check_text("instructions", text, max_chars=INSTRUCTIONS_MAX, multiline=True)
+    if not text.strip():
+        raise InputError("the instructions are empty; write what the members should do once revealed")
+    return b"\x02" + text.encode("utf-8")
+
+
+def decode_instructions(payload: bytes) -> str:
+    """Inverse of :func:`encode_instructions`, strictly."""
+    if payload[:1] != b"\x02":
+        raise EnvelopeError("the sealed record is not instructions (kind byte)")
+    try:
+        text = payload[1:].decode("utf-8")
+        return _check_text("instructions", text, max_chars=INSTRUCTIONS_MAX, multiline=True)
+    except UnicodeDecodeError:
+        raise EnvelopeError("the sealed instructions are not UTF-8") from None
+    except InputError as exc:
+        raise EnvelopeError(f"the sealed instructions are invalid: {exc.message}") from None
 
 
 def bucket_for(payload_len: int) -> int:
@@ -349,13 +371,13 @@ def bucket_for(payload_len: int) -> int:
         if need <= bucket:
             return bucket
     raise InputError(
-        f"the pledge record is {payload_len} bytes once encoded; the limit is {MAX_PAYLOAD_BYTES} "
+        f"the sealed record is {payload_len} bytes once encoded; the limit is {MAX_PAYLOAD_BYTES} "
         "bytes (UTF-8): shorten the message, instructions or contact fields"
     )
 
 
 def pad(payload: bytes) -> bytes:
-    """``len (4, BE) | payload | zeros`` up to :func:`bucket_for` ``(len(payload))``."""
+    """``len (2, BE) | payload | zeros`` up to :func:`bucket_for` ``(len(payload))``."""
     bucket = bucket_for(len(payload))
     return len(payload).to_bytes(_LEN_PREFIX, "big") + payload + bytes(bucket - _LEN_PREFIX - len(payload))
 
@@ -373,7 +395,7 @@ def unpad(padded: bytes) -> bytes:
     return padded[_LEN_PREFIX:end]
 
 
-# ------------------------------------------------------------------------------------------ context
+# ------------------------------------------------------------------------------------------ binding
 
 
 @lru_cache(maxsize=64)
@@ -402,7 +424,7 @@ def campaign_bytes(campaign: str) -> bytes:
     return address_bytes(campaign, "campaign address")
 
 
-def _chain_id_bytes(chain_id: int) -> bytes:
+def chain_id_bytes(chain_id: int) -> bytes:
     if type(chain_id) is not int or not 0 <= chain_id < 2**256:
         raise InputError(f"chain id {chain_id!r} is not an integer in [0, 2**256)")
     return chain_id.to_bytes(32, "big")
@@ -424,64 +446,106 @@ def check_context(ctx: CampaignContext) -> None:
     if len(set(ctx.keepers)) != n:
         raise InputError("the keeper set names the same key twice; each keeper must be distinct")
     campaign_bytes(ctx.campaign)
-    _chain_id_bytes(ctx.chain_id)
+    chain_id_bytes(ctx.chain_id)
 
 
-def header_aad(ctx: CampaignContext, member_key33: bytes, n: int, t: int, digest: bytes, pledger: str) -> bytes:
-    """The 143-byte header authenticated (not sent) with the body; see the module docstring."""
+def binding(ctx: CampaignContext, role: int, member_key33: bytes, pledger: str) -> bytes:
+    """The 144-byte associated data ``A`` (see the module docstring)."""
+    if role not in (ROLE_PLEDGE, ROLE_INSTRUCTIONS):
+        raise InputError(f"unknown role {role!r}")
+    if not isinstance(member_key33, bytes | bytearray) or len(member_key33) != 33:
+        raise InputError("the member key must be a 33-byte compressed secp256k1 public key")
     return b"".join(
         (
-            _MAGIC_VERSION,
-            _chain_id_bytes(ctx.chain_id),
+            _PREFIX,
+            bytes((role,)),
+            chain_id_bytes(ctx.chain_id),
             campaign_bytes(ctx.campaign),
             bytes(member_key33),
-            bytes((n, t)),
-            digest,
             address_bytes(pledger, "pledger address"),
+            bytes((len(ctx.keepers), ctx.keeper_threshold)),
+            keeper_set_digest(ctx.keepers),
         )
     )
 
 
-def _binding(aad: bytes) -> bytes:
-    return keccak(aad)[:BINDING_SIZE]
+def commitment(h: bytes, keeper_index: int, x: int, y: bytes) -> bytes:
+    """``SHA-256(b"spartacus/v2 commit" ‖ h ‖ i ‖ x ‖ y)[:8]``."""
+    return sha256(_COMMIT_LABEL + h + bytes((keeper_index, x)) + y)[:COMMITMENT_SIZE]
+
+
+def _kek(z: bytes, h: bytes, keeper_index: int) -> bytes:
+    return hkdf16(z, _WRAP_LABEL + h + bytes((keeper_index,)))
 
 
 # ------------------------------------------------------------------------------------------ seal
 
 
-def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes, *, pledger: str) -> bytes:
-    """Seal a record for ``ctx``'s keepers, bound to the member key and to ``pledger``, the
-    account that will send it; returns the wire bytes."""
+@dataclass(frozen=True)
+class Randomness:
+    """Fixed randomness for :func:`seal` (known-answer vectors only): the content key and the
+    Shamir shares (``y ‖ x``, one per keeper) of it."""
+
+    content_key: bytes
+    shares: tuple[bytes, ...]
+
+
+def _seal(
+    payload: bytes,
+    role: int,
+    ctx: CampaignContext,
+    member: PrivateKeyLike,
+    pledger: str,
+    randomness: Randomness | None,
+) -> bytes:
     check_context(ctx)
-    if not isinstance(member_key33, bytes) or len(member_key33) != 33:
-        raise InputError("the member key must be a 33-byte compressed secp256k1 public key")
-    compress_public_key(member_key33)  # on the curve?
-    keepers = tuple(ctx.keepers)
-    n, t = len(keepers), ctx.keeper_threshold
-    digest = keeper_set_digest(keepers)
-    padded = pad(encode_content(content))
-
-    key = get_random_bytes(KEY_SIZE)
-    nonce = get_random_bytes(NONCE_SIZE)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    aad = header_aad(ctx, member_key33, n, t, digest, pledger)
-    cipher.update(aad)
-    ciphertext, tag = cipher.encrypt_and_digest(padded)
-    body = ciphertext + tag
-
-    low = Shamir.split(t, n, key[:16], False)
-    high = Shamir.split(t, n, key[16:], False)
-    wrapped: list[bytes] = []
-    for i in range(n):
-        (x_lo, y_lo), (x_hi, y_hi) = low[i], high[i]
-        if not x_lo == x_hi == i + 1:  # pragma: no cover - pycryptodome numbers shares 1..n
-            raise AssertionError("unexpected Shamir share numbering")
-        wrapped.append(wrap(keepers[i], bytes((i + 1,)) + y_lo + y_hi + _binding(aad)))
-
-    out = b"".join((_MAGIC_VERSION, bytes((n, t)), digest, nonce, len(body).to_bytes(2, "big"), body, *wrapped))
-    if len(out) != envelope_size(n, len(padded)):  # pragma: no cover
+    secret = secret_of(member)
+    member33 = member.compressed if isinstance(member, KeyPair) else KeyPair.from_secret(secret).compressed
+    n, t = len(ctx.keepers), ctx.keeper_threshold
+    aad = binding(ctx, role, member33, pledger)
+    h = sha256(aad)
+    if randomness is None:
+        key = get_random_bytes(KEY_SIZE)
+        shares = _shamir.split(key, n, t)
+    else:
+        key, shares = randomness.content_key, list(randomness.shares)
+        if len(key) != KEY_SIZE or len(shares) != n or any(len(s) != SHARE_Y_SIZE + 1 for s in shares):
+            raise InputError("fixed randomness must be a 16-byte key and one 17-byte share per keeper")
+    body = gcm_seal(key, ZERO_NONCE, pad(payload), aad)
+    slots = []
+    for i, share in enumerate(shares):
+        y, x = share[:SHARE_Y_SIZE], share[SHARE_Y_SIZE]
+        z = ecdh(secret, b"\x04" + ctx.keepers[i])
+        slots.append(bytes((x,)) + commitment(h, i, x, y) + kw_wrap(_kek(z, h, i), y))
+    out = b"".join((_PREFIX, bytes((n, t)), body, *slots))
+    if len(out) != envelope_size(n, len(body) - TAG_SIZE):  # pragma: no cover
         raise AssertionError("envelope size does not match the format")
     return out
+
+
+def seal(
+    content: PledgeContent,
+    ctx: CampaignContext,
+    member: PrivateKeyLike,
+    *,
+    pledger: str,
+    randomness: Randomness | None = None,
+) -> bytes:
+    """Seal a member record for ``ctx``'s keepers with the pledge's member key (its secret is the
+    envelope's ephemeral key), bound to ``pledger``, the address that will pledge it."""
+    return _seal(encode_content(content), ROLE_PLEDGE, ctx, member, pledger, randomness)
+
+
+def seal_instructions(
+    text: str,
+    ctx: CampaignContext,
+    member: PrivateKeyLike,
+    *,
+    creator: str,
+    randomness: Randomness | None = None,
+) -> bytes:
+    """Seal the organizer's instructions with its member key, bound to the campaign's creator."""
+    return _seal(encode_instructions(text), ROLE_INSTRUCTIONS, ctx, member, creator, randomness)
 
 
 # ------------------------------------------------------------------------------------------ parse
@@ -491,13 +555,12 @@ def seal(content: PledgeContent, ctx: CampaignContext, member_key33: bytes, *, p
 class ParsedEnvelope:
     """The fields of an envelope's wire bytes (see the module docstring)."""
 
-    version: int
     n: int
     t: int
-    keeper_digest: bytes
-    nonce: bytes
     body: bytes
-    wrapped_shares: tuple[bytes, ...]
+    xs: tuple[int, ...]
+    commitments: tuple[bytes, ...]
+    wraps: tuple[bytes, ...]
 
     @property
     def bucket(self) -> int:
@@ -526,203 +589,100 @@ def parse(envelope: bytes) -> ParsedEnvelope:
     n, t = data[4], data[5]
     if not 1 <= t <= n <= MAX_KEEPERS:
         raise EnvelopeError(f"envelope claims t={t} of n={n} keepers; need 1 <= t <= n <= {MAX_KEEPERS}")
-    body_len = int.from_bytes(data[50:52], "big")
+    body_len = len(data) - HEADER_SIZE - n * KEEPER_SLOT_SIZE
     if body_len not in _BODY_LENGTHS:
-        raise EnvelopeError(f"envelope body of {body_len} bytes is not a bucket size plus the tag")
-    expected = HEADER_SIZE + body_len + n * WRAPPED_SHARE_SIZE
-    if len(data) < expected:
-        raise EnvelopeError(f"envelope truncated: {len(data)} bytes, its header announces {expected}")
-    if len(data) > expected:
-        raise EnvelopeError(f"envelope has {len(data) - expected} trailing bytes after {expected}")
+        raise EnvelopeError(
+            f"envelope of {len(data)} bytes for {n} keepers leaves a body of {body_len} bytes, "
+            "which is not a bucket size plus the tag"
+        )
     start = HEADER_SIZE + body_len
+    slots = [data[start + i * KEEPER_SLOT_SIZE : start + (i + 1) * KEEPER_SLOT_SIZE] for i in range(n)]
+    xs = tuple(s[0] for s in slots)
+    if t > 1 and (0 in xs or len(set(xs)) != n):
+        raise EnvelopeError("envelope's share coordinates are zero or repeated")
     return ParsedEnvelope(
-        version=data[3],
         n=n,
         t=t,
-        keeper_digest=data[6:38],
-        nonce=data[38:50],
         body=data[HEADER_SIZE:start],
-        wrapped_shares=tuple(
-            data[start + i * WRAPPED_SHARE_SIZE : start + (i + 1) * WRAPPED_SHARE_SIZE] for i in range(n)
-        ),
+        xs=xs,
+        commitments=tuple(s[1 : 1 + COMMITMENT_SIZE] for s in slots),
+        wraps=tuple(s[1 + COMMITMENT_SIZE :] for s in slots),
     )
 
 
-def _check_matches(parsed: ParsedEnvelope, ctx: CampaignContext) -> None:
+def check_matches(parsed: ParsedEnvelope, ctx: CampaignContext) -> None:
+    """The envelope was sealed for this campaign's ``t`` of ``n`` (the AAD checks the rest)."""
     if parsed.n != len(ctx.keepers) or parsed.t != ctx.keeper_threshold:
         raise EnvelopeError(
             f"envelope sealed for t={parsed.t} of n={parsed.n} keepers, but the campaign has "
             f"t={ctx.keeper_threshold} of n={len(ctx.keepers)}"
         )
-    if parsed.keeper_digest != keeper_set_digest(ctx.keepers):
-        raise EnvelopeError("envelope sealed for a different keeper set than the campaign's")
 
 
 # ------------------------------------------------------------------------------------------ open
 
 
-def share_index(share: bytes) -> int:
-    """The Shamir index (1..n) a 33-byte share carries in its first byte."""
-    return share[0]
-
-
 def open_share(
     parsed: ParsedEnvelope,
     keeper_index: int,
-    keeper_privkey: PrivateKeyLike,
+    keeper_key: PrivateKeyLike,
     ctx: CampaignContext,
     *,
     member_key33: bytes,
     pledger: str,
+    role: int = ROLE_PLEDGE,
 ) -> bytes:
-    """Keeper side: unwrap keeper ``keeper_index``'s 33-byte share of ``parsed``, as it came in
-    the ``Pledged`` event with ``member_key33`` from ``pledger``.
+    """Keeper side: unwrap keeper ``keeper_index``'s 16-byte ``y`` of ``parsed``, as it came with
+    ``member_key33`` from ``pledger`` (the ``Pledged`` event), and check it against its commitment.
 
-    Raises :class:`EnvelopeError` if the envelope was sealed for another
-    keeper set, :class:`InputError` if ``keeper_privkey`` is not keeper
-    ``keeper_index``'s key (a configuration mistake, not a bad pledge), and
-    :class:`DecryptionError` if the wrapped share does not open, carries
-    another keeper's index, or was sealed for another sender or member key
-    (a copy of someone else's pledge: never to be released).
+    Raises :class:`EnvelopeError` if the envelope was sealed for another ``t`` of ``n``,
+    :class:`InputError` if ``keeper_key`` is not keeper ``keeper_index``'s key (a configuration
+    mistake, not a bad pledge), and :class:`DecryptionError` if the wrap does not open: sealed for
+    another pledger, campaign, chain or member key (a copy of someone's pledge: never to be
+    released), or garbage; or if the share does not match the envelope's commitment.
     """
-    _check_matches(parsed, ctx)
+    check_matches(parsed, ctx)
     if type(keeper_index) is not int or not 0 <= keeper_index < parsed.n:
         raise InputError(f"keeper index {keeper_index!r} is out of range 0..{parsed.n - 1}")
-    own = keeper_privkey.public_key if isinstance(keeper_privkey, KeyPair) else public_key_64(keeper_privkey)
-    if own != ctx.keepers[keeper_index]:
+    pair = keeper_key if isinstance(keeper_key, KeyPair) else KeyPair.from_secret(secret_of(keeper_key))
+    if pair.public_key != ctx.keepers[keeper_index]:
         raise InputError(
             f"this key is not keeper #{keeper_index}'s key in the campaign's keeper set; "
             "check the key file and the keeper index"
         )
-    plain = unwrap(keeper_privkey, parsed.wrapped_shares[keeper_index])
-    share, binding = plain[:SHARE_SIZE], plain[SHARE_SIZE:]
-    if len(plain) != SHARE_SIZE + BINDING_SIZE or share[0] != keeper_index + 1:
-        raise DecryptionError(f"the share wrapped to keeper #{keeper_index} is not its share")
     try:
-        aad = header_aad(ctx, member_key33, parsed.n, parsed.t, parsed.keeper_digest, pledger)
-    except (InputError, ValueError, TypeError) as exc:
+        aad = binding(ctx, role, bytes(member_key33), pledger)
+        compress_public_key(bytes(member_key33))
+    except (InputError, TypeError) as exc:
         raise DecryptionError("the pledge's member key or sender is malformed") from exc
-    if len(bytes(member_key33)) != 33 or not hmac.compare_digest(binding, _binding(aad)):
+    h = sha256(aad)
+    z = ecdh(pair.secret_bytes(), bytes(member_key33))
+    try:
+        y = kw_unwrap(_kek(z, h, keeper_index), parsed.wraps[keeper_index])
+    except DecryptionError:
         raise DecryptionError(
-            "this envelope was sealed for another sender or member key: a copy of someone's pledge, never released"
-        )
-    return share
+            "this envelope does not open for this keeper: sealed for another sender, member key or campaign "
+            "(a copy of someone's pledge, never released), or garbage"
+        ) from None
+    x = parsed.xs[keeper_index]
+    if not hmac.compare_digest(commitment(h, keeper_index, x, y), parsed.commitments[keeper_index]):
+        raise DecryptionError(f"the share wrapped to keeper #{keeper_index} does not match its commitment")
+    return y
 
 
-#: pycryptodome's GF(2^128) element, the arithmetic behind its ``Shamir`` (typed loosely: no stubs).
-_Element: Any = SecretSharing._Element
-_IRREDUCIBLE: Final = 1 + 2 + 4 + 128 + 2**128  # x^128 + x^7 + x^2 + x + 1, as pycryptodome's
+def open_body(
+    parsed: ParsedEnvelope,
+    content_key: bytes,
+    ctx: CampaignContext,
+    member_key33: bytes,
+    *,
+    pledger: str,
+    role: int = ROLE_PLEDGE,
+) -> bytes:
+    """Decrypt the body with a rebuilt content key; returns the record (unpadded, not decoded).
 
-
-class _TimesConstant:
-    """Multiplication by one fixed element of pycryptodome's GF(2^128), by table lookup.
-
-    Multiplying by a constant is linear over GF(2), so ``c * y`` is the XOR of ``c * (byte k of
-    y, in place)`` over y's 16 bytes: 16 lookups in tables built once (4,096 entries) instead of
-    pycryptodome's 128-step loop (250 us a product). Lookups depend on ``y``, so this is not
-    constant-time: it only ever handles shares that keepers published to every member.
-    """
-
-    def __init__(self, constant: int) -> None:
-        powers = [constant]  # constant * x^i for i in 0..127
-        for _ in range(127):
-            v = powers[-1] << 1
-            powers.append(v ^ _IRREDUCIBLE if v >> 128 else v)
-        self.tables: list[list[int]] = []
-        for k in range(16):
-            table = [0] * 256
-            for v in range(1, 256):
-                low = v & -v
-                table[v] = table[v ^ low] ^ powers[8 * k + low.bit_length() - 1]
-            self.tables.append(table)
-
-    def __call__(self, y: int) -> int:
-        out = 0
-        for table in self.tables:
-            out ^= table[y & 0xFF]
-            y >>= 8
-        return out
-
-
-@lru_cache(maxsize=256)
-def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[_TimesConstant, ...]:
-    """Multipliers by the Lagrange coefficients at x = 0 for the share indices ``xs``.
-
-    They depend only on which keepers' shares are combined, so a member reading N pledges
-    released by the same ``t`` keepers computes them (and their costly inverses) once, not N
-    times as ``Shamir.combine`` does. Addition is XOR in GF(2^n): ``x_j - x_m`` is ``x_j + x_m``.
-    """
-    elements = [_Element(x) for x in xs]
-    multipliers = []
-    for j, x_j in enumerate(elements):
-        numerator, denominator = _Element(1), _Element(1)
-        for m, x_m in enumerate(elements):
-            if m != j:
-                numerator *= x_m
-                denominator *= x_j + x_m
-        multipliers.append(_TimesConstant(int(numerator * denominator.inverse())))
-    return tuple(multipliers)
-
-
-def combine_key(shares: Sequence[bytes]) -> bytes:
-    """The 32-byte content key from ``t`` 33-byte shares with distinct indices: the same result
-    as ``Shamir.combine`` on each 16-byte half (checked by the tests), about 50 times faster."""
-    xs = tuple(share[0] for share in shares)
-    if len(set(xs)) != len(xs):
-        raise DecryptionError("duplicate share indices")
-    multipliers = _lagrange_at_zero(xs)
-    key = b""
-    for lo, hi in ((1, 17), (17, 33)):
-        total = 0
-        for share, times in zip(shares, multipliers, strict=True):
-            total ^= times(int.from_bytes(share[lo:hi], "big"))
-        key += total.to_bytes(16, "big")
-    return key
-
-
-#: At most this many share combinations are tried when some shares are bad.
-MAX_COMBINE_ATTEMPTS: Final = 64
-
-
-def _candidate_sets(by_index: Mapping[int, Sequence[bytes]], t: int) -> Iterable[tuple[bytes, ...]]:
-    for indices in itertools.combinations(sorted(by_index), t):
-        yield from itertools.product(*(by_index[i] for i in indices))
-
-
-def open_with_shares(
-    parsed: ParsedEnvelope, shares: Iterable[bytes], ctx: CampaignContext, member_key33: bytes, *, pledger: str
-) -> PledgeContent:
-    """Member side: recombine ``k`` from ``t`` shares and decrypt the record.
-
-    ``shares`` are 33-byte shares (index byte first) in any order; malformed
-    ones and exact duplicates are ignored. With more than ``t`` shares, other
-    subsets are tried (up to :data:`MAX_COMBINE_ATTEMPTS`) so one bad share
-    cannot block the others. Raises :class:`DecryptionError` with fewer than
-    ``t`` distinct indices (``"need t shares, got k"``) or when no subset
-    authenticates (wrong chain, campaign or member key; altered bytes), and
-    :class:`EnvelopeError` if the sealed record itself is malformed.
-    """
-    _check_matches(parsed, ctx)
-    by_index: dict[int, list[bytes]] = {}
-    for share in shares:
-        if isinstance(share, bytes | bytearray) and len(share) == SHARE_SIZE and 1 <= share[0] <= parsed.n:
-            values = by_index.setdefault(share[0], [])
-            if bytes(share) not in values:
-                values.append(bytes(share))
-    if len(by_index) < parsed.t:
-        raise DecryptionError(f"need {parsed.t} shares, got {len(by_index)}")
-    if not isinstance(member_key33, bytes | bytearray) or len(member_key33) != 33:
-        raise DecryptionError("the member key is not a 33-byte compressed public key")
-    aad = header_aad(ctx, bytes(member_key33), parsed.n, parsed.t, parsed.keeper_digest, pledger)
-    for candidate in itertools.islice(_candidate_sets(by_index, parsed.t), MAX_COMBINE_ATTEMPTS):
-        key = combine_key(candidate)
-        cipher = AES.new(key, AES.MODE_GCM, nonce=parsed.nonce, mac_len=TAG_SIZE)
-        cipher.update(aad)
-        try:
-            padded = cipher.decrypt_and_verify(parsed.body[:-TAG_SIZE], parsed.body[-TAG_SIZE:])
-        except ValueError:
-            continue
-        return decode_content(unpad(padded))
-    raise DecryptionError(
-        "the shares do not open this envelope: wrong chain, campaign, member key or sender, or bad shares"
-    )
+    :class:`DecryptionError` if it does not authenticate (the key is wrong: too few or bad shares;
+    or the envelope belongs to another campaign, chain, member key or pledger)."""
+    check_matches(parsed, ctx)
+    aad = binding(ctx, role, bytes(member_key33), pledger)
+    return unpad(gcm_open(content_key, ZERO_NONCE, parsed.body, aad))

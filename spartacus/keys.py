@@ -6,11 +6,18 @@ Two kinds of long-term key live in key files:
   (or the organizer) creates for one pledge; its compressed public key travels
   in clear beside the sealed envelope, and keepers wrap their release keys to it;
 * a **keeper key** (``spartacus-keeper-key``): a keeper's long-term key; its
-  64-byte public key is named in the campaign's keeper set.
+  64-byte public key is named in the campaign's keeper set;
+* a **relay key** (``spartacus-relay-key``): a relay service's long-term key; campaigns that
+  name its public key are e-mailed by it, and keepers grant it the roster after the reveal.
 
 Key file format (UTF-8, one line, created with mode ``0600``)::
 
-    {"version":1,"kind":"spartacus-member-key","private_key":"0x<64 hex digits>"}\\n
+    {"version":1,"kind":"spartacus-keeper-key","private_key":"0x<64 hex digits>"}\\n
+    {"version":2,"kind":"spartacus-member-key","chain_id":31337,"campaign":"0x<40 hex>","private_key":"0x…"}\\n
+
+A member key belongs to one campaign on one chain (version 2 names them): a member key used
+twice would link the two pledges on-chain, so :func:`load_key_file` refuses it for any other
+campaign (``campaign=`` / ``chain_id=``). The browser writes the same file.
 
 Public keys are handled in three encodings:
 
@@ -53,14 +60,19 @@ from spartacus._exceptions import DecryptionError, InputError, KeyFileError
 __all__ = [
     "KIND_MEMBER",
     "KIND_KEEPER",
+    "KIND_RELAY",
+    "key_file_bytes",
     "KeyKind",
     "CREATE_HINTS",
     "KeyPair",
     "PrivateKeyLike",
     "SupportsToBytes",
     "ECIES_OVERHEAD",
+    "MemberKey",
     "generate_key_file",
     "load_key_file",
+    "parse_key_file",
+    "secret_of",
     "public_key_64",
     "compressed_public_key",
     "address_of_public_key",
@@ -71,14 +83,16 @@ __all__ = [
     "wrapped_size",
 ]
 
-KeyKind = Literal["spartacus-member-key", "spartacus-keeper-key"]
+KeyKind = Literal["spartacus-member-key", "spartacus-keeper-key", "spartacus-relay-key"]
 KIND_MEMBER: Final = "spartacus-member-key"
 KIND_KEEPER: Final = "spartacus-keeper-key"
-_KINDS: Final[tuple[str, ...]] = (KIND_MEMBER, KIND_KEEPER)
+KIND_RELAY: Final = "spartacus-relay-key"
+_KINDS: Final[tuple[str, ...]] = (KIND_MEMBER, KIND_KEEPER, KIND_RELAY)
 
 #: How to create a missing key file, per kind (shown in the "missing" error).
 CREATE_HINTS: dict[str, str] = {
     KIND_KEEPER: "create one with: spartacus keeper init --key-file {path}",
+    KIND_RELAY: "create one with: spartacus relay init --key-file {path}",
     KIND_MEMBER: (
         "create one by passing --member-key-file {path} to `spartacus create` or "
         "`spartacus pledge` (it is generated on first use)"
@@ -163,6 +177,11 @@ PrivateKeyLike = KeyPair | bytes | coincurve.PrivateKey | SupportsToBytes
 """Anything holding a secp256k1 private key: our pair, 32 raw bytes, coincurve's or eth_keys' key."""
 
 
+def secret_of(priv: PrivateKeyLike) -> bytes:
+    """The 32-byte secret of any :data:`PrivateKeyLike` (InputError for anything else)."""
+    return _secret_of(priv)
+
+
 def _secret_of(priv: PrivateKeyLike) -> bytes:
     if isinstance(priv, KeyPair):
         return priv.secret_bytes()
@@ -187,23 +206,43 @@ def _keypair_of(priv: PrivateKeyLike) -> KeyPair:
 # --------------------------------------------------------------------------- key files
 
 
-def generate_key_file(path: str | os.PathLike[str], kind: KeyKind = KIND_MEMBER) -> KeyPair:
-    """Create a new key file at ``path`` (mode ``0600``) and return its key pair.
-
-    The file is created with ``O_CREAT | O_EXCL``: an existing file (or a
-    symlink) at ``path`` is never overwritten (:class:`KeyFileError`).
-    """
+def key_file_bytes(pair: KeyPair, kind: KeyKind, *, campaign: str | None = None, chain_id: int | None = None) -> bytes:
+    """The exact bytes of a key file (see the module docstring); member keys name their campaign."""
     if kind not in _KINDS:
         raise InputError(f"unknown key kind {kind!r}; expected one of {', '.join(_KINDS)}")
+    doc: dict[str, object]
+    if kind == KIND_MEMBER:
+        if campaign is None or chain_id is None:
+            raise InputError("a member key file names its campaign and chain: pass campaign= and chain_id=")
+        doc = {
+            "version": 2,
+            "kind": kind,
+            "chain_id": int(chain_id),
+            "campaign": to_checksum_address(campaign),
+            "private_key": "0x" + pair.secret_bytes().hex(),
+        }
+    else:
+        doc = {"version": 1, "kind": kind, "private_key": "0x" + pair.secret_bytes().hex()}
+    return (json.dumps(doc, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def generate_key_file(
+    path: str | os.PathLike[str],
+    kind: KeyKind = KIND_MEMBER,
+    *,
+    campaign: str | None = None,
+    chain_id: int | None = None,
+    pair: KeyPair | None = None,
+) -> KeyPair:
+    """Create a new key file at ``path`` (mode ``0600``) and return its key pair.
+
+    A member key file names ``campaign`` and ``chain_id``. The file is created with
+    ``O_CREAT | O_EXCL``: an existing file (or a symlink) at ``path`` is never overwritten
+    (:class:`KeyFileError`). ``pair`` writes a given key (for a key made elsewhere).
+    """
     p = Path(path)
-    pair = KeyPair.generate()
-    content = (
-        json.dumps(
-            {"version": 1, "kind": kind, "private_key": "0x" + pair.secret_bytes().hex()},
-            separators=(",", ":"),
-        )
-        + "\n"
-    ).encode("ascii")
+    pair = pair or KeyPair.generate()
+    content = key_file_bytes(pair, kind, campaign=campaign, chain_id=chain_id)
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(p, flags, 0o600)
@@ -236,12 +275,28 @@ def generate_key_file(path: str | os.PathLike[str], kind: KeyKind = KIND_MEMBER)
     return pair
 
 
-def load_key_file(path: str | os.PathLike[str], kind: KeyKind) -> KeyPair:
+@dataclass(frozen=True, repr=False)
+class MemberKey(KeyPair):
+    """A member key pair with the campaign and chain its file names (equal to another ``MemberKey``
+    of the same key, campaign and chain; compare ``public_key`` to compare with a plain pair)."""
+
+    campaign: str = ""
+    chain_id: int = 0
+
+
+def load_key_file(
+    path: str | os.PathLike[str],
+    kind: KeyKind,
+    *,
+    campaign: str | None = None,
+    chain_id: int | None = None,
+) -> KeyPair:
     """Read a key file of the given ``kind``.
 
-    Refuses (:class:`KeyFileError`, with the fix in the message) a missing
-    file, a file any group/other permission bit is set on, a file that is not
-    a regular file, a malformed file, or a key of the other kind.
+    Refuses (:class:`KeyFileError`, with the fix in the message) a missing file, a file any
+    group/other permission bit is set on, a file that is not a regular file, a malformed file,
+    a key of another kind, and a member key of another campaign or chain than ``campaign`` /
+    ``chain_id`` (when given). A member key comes back as a :class:`MemberKey`.
     """
     p = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
@@ -265,7 +320,29 @@ def load_key_file(path: str | os.PathLike[str], kind: KeyKind) -> KeyPair:
         raw = os.read(fd, _KEY_FILE_MAX_BYTES + 1)
     finally:
         os.close(fd)
-    return _parse_key_file(raw, p, kind)
+    return parse_key_file(raw, kind, campaign=campaign, chain_id=chain_id, name=str(p))
+
+
+def parse_key_file(
+    raw: bytes, kind: KeyKind, *, campaign: str | None = None, chain_id: int | None = None, name: str = "the file"
+) -> KeyPair:
+    """Parse key-file bytes (from disk or an upload), with the checks of :func:`load_key_file`."""
+    pair = _parse_key_file(raw, Path(name), kind)
+    if isinstance(pair, MemberKey):
+        if campaign is not None and pair.campaign.lower() != campaign.lower():
+            raise KeyFileError(
+                f"{name} is the member key of campaign {pair.campaign}, not of {to_checksum_address(campaign)}: "
+                "a member key serves one campaign only (reusing it would link your two pledges on-chain); "
+                "use this campaign's key file, or a new file to make a new key",
+                path=name,
+            )
+        if chain_id is not None and pair.chain_id != chain_id:
+            raise KeyFileError(
+                f"{name} is a member key for chain {pair.chain_id}, not chain {chain_id}: use the key file of "
+                "this network's campaign",
+                path=name,
+            )
+    return pair
 
 
 def _parse_key_file(raw: bytes, p: Path, kind: KeyKind) -> KeyPair:
@@ -276,11 +353,14 @@ def _parse_key_file(raw: bytes, p: Path, kind: KeyKind) -> KeyPair:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise KeyFileError(f"{bad} (not JSON); was it edited by hand?", path=str(p)) from None
-    if not isinstance(data, dict) or set(data) != {"version", "kind", "private_key"}:
+    if not isinstance(data, dict) or "version" not in data:
         raise KeyFileError(f"{bad} (expected the keys version, kind, private_key)", path=str(p))
     version = data["version"]
-    if type(version) is not int or version != 1:
-        raise KeyFileError(f"{bad} (unsupported version; this program reads version 1)", path=str(p))
+    if type(version) is not int or version not in (1, 2):
+        raise KeyFileError(f"{bad} (unsupported version; this program reads versions 1 and 2)", path=str(p))
+    expected = {"version", "kind", "private_key"} | ({"campaign", "chain_id"} if version == 2 else set())
+    if set(data) != expected:
+        raise KeyFileError(f"{bad} (expected the keys {', '.join(sorted(expected))})", path=str(p))
     found = data["kind"]
     if found not in _KINDS:
         raise KeyFileError(f"{bad} (unknown kind)", path=str(p))
@@ -289,13 +369,32 @@ def _parse_key_file(raw: bytes, p: Path, kind: KeyKind) -> KeyPair:
             f"{p} holds a {found}, but a {kind} is needed here; pass the right file",
             path=str(p),
         )
+    if (found == KIND_MEMBER) != (version == 2):
+        raise KeyFileError(
+            f"{bad} (a member key file is version 2 and names its campaign; other keys are version 1)", path=str(p)
+        )
     text = data["private_key"]
     if not isinstance(text, str) or not _PRIVATE_HEX_RE.fullmatch(text):
         raise KeyFileError(f"{bad} (private_key must be 0x and 64 hex digits)", path=str(p))
     try:
-        return KeyPair.from_secret(bytes.fromhex(text[2:]))
+        pair = KeyPair.from_secret(bytes.fromhex(text[2:]))
     except InputError:
         raise KeyFileError(f"{bad} (private_key is not a valid secp256k1 key)", path=str(p)) from None
+    if version == 1:
+        return pair
+    campaign, chain_id = data["campaign"], data["chain_id"]
+    if not isinstance(campaign, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", campaign):
+        raise KeyFileError(f"{bad} (campaign must be 0x and 40 hex digits)", path=str(p))
+    if type(chain_id) is not int or chain_id < 0:
+        raise KeyFileError(f"{bad} (chain_id must be a non-negative integer)", path=str(p))
+    return MemberKey(
+        public_key=pair.public_key,
+        compressed=pair.compressed,
+        address=pair.address,
+        _secret=pair.secret_bytes(),
+        campaign=to_checksum_address(campaign),
+        chain_id=chain_id,
+    )
 
 
 # --------------------------------------------------------------------------- public keys

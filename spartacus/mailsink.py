@@ -43,7 +43,7 @@ class _Store:
 
 
 def read_messages(folder: Path) -> list[dict[str, Any]]:
-    """The caught messages, oldest first: to, subject, text body and the raw file name."""
+    """The caught messages, oldest first: to, subject, date, the relay's kind and campaign, text body."""
     out = []
     for path in sorted(folder.glob("*.eml")):
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -55,6 +55,8 @@ def read_messages(folder: Path) -> list[dict[str, Any]]:
                 "to": msg["X-Sink-Rcpt-To"] or msg["To"],
                 "subject": msg["Subject"],
                 "date": msg["Date"],
+                "kind": msg["X-Spartacus-Kind"],  # roster | instructions | update | progress (the relay's)
+                "campaign": msg["X-Spartacus-Campaign"],
                 "text": text.get_content() if text is not None else "",
             }
         )

@@ -1,150 +1,296 @@
-"""What a keeper publishes after the reveal, and how a member reads it back.
+"""Format v2 releases: what a keeper publishes after the reveal, and how a member reads it back.
 
-Each keeper ``k`` keeps, per campaign, one random 32-byte **release key**
-``R_k`` (:func:`new_release_key`; the caller persists it so that later
-releases of the same campaign reuse it). In ``members`` scope the keeper
-publishes its shares encrypted under ``R_k`` and wraps ``R_k`` to every live
-member's key ``M`` (broadcast encryption: O(N) bytes, one ECIES per member).
-In ``public`` scope it publishes the shares in clear.
+Each keeper ``k`` has, per campaign, two 16-byte keys derived from its own secret
+(:func:`release_keys`; nothing to store, nothing lost with a state file):
 
-Transaction payload (the ``data`` of one ``Released`` event)
--------------------------------------------------------------
+* the **roster key** ``R`` (key id 0): granted to every member, to the relay service the
+  campaign names, and to late joiners under the ``roster`` policy; every share is encrypted
+  under it;
+* the **late key** ``L`` (key id 1): granted to late joiners under the ``known`` policy; it
+  opens the organizer's instructions and nothing else.
+
+In ``members`` scope a keeper publishes, for a batch of pledges, the shares (encrypted under
+``R``) and the grants of those same pledges **in the same transaction**. A member is therefore
+granted by a keeper exactly when its own share is published by that keeper, at every point of
+a release that spans many transactions: whoever can read a pledge is readable to it (P5). In
+``public`` scope the shares are published in clear.
+
+Release payload (the ``data`` of one ``Released`` event; integers big-endian)
+-----------------------------------------------------------------------------
 ::
 
-    payload := b"SPR" | 0x01 | record record ...        (at least one record)
-    record  := type (1) | length (4, big-endian) | body (length bytes)
+    payload   := b"SPR" 0x02 | record+
+    record    := type (1) | length (2) | body (length bytes)
+    index-set := first (4) | span (2, >= 1) | bitmap (ceil(span / 8))
+                 bit 7 - b of bitmap byte q (most significant first) set <=> pledge first + 8q + b
+                 is in the set; the first and the last (first + span - 1) are; later bits are zero
 
-Record types (all integers big-endian; ``pledge_index`` is a uint32)::
+    type  name                 body
+    0x01  GRANTS               key id (1) | E (33) | index-set | wrap (24) per pledge, ascending
+    0x02  SHARES               key id (1) | index-set | nonce (12) | AES-128-GCM(key, nonce,
+                               y (16) per pledge, ascending; aad = S) (16 m + 16)
+    0x03  INSTRUCTIONS         key id (1) | nonce (12) | AES-128-GCM(key, nonce, y (16); aad = I) (32)
+    0x04  RELAY                key id (1) | E (33) | wrap (24)
+    0x05  PUBLIC_SHARES        index-set | y (16) per pledge, ascending
+    0x06  PUBLIC_INSTRUCTIONS  y (16)
 
-    0x01 GRANT          body = entry*, entry = pledge_index (4) | ECIES(M, R_k) (32 + 97 = 129)
-                        133 bytes per member; only members not granted before
-    0x02 SHARES         body = nonce (12) | AES-256-GCM(R_k, nonce, entries, aad) (37 m) | tag (16)
-                        entries = (pledge_index (4) | share (33))*
-                        aad = chain id (32) | campaign (20) | keeper index (1) | b"shares"
-    0x03 PUBLIC_SHARES  body = (pledge_index (4) | share (33))*          (public scope)
+Here ``y`` is this keeper's 16-byte Shamir share value of a pledge's content key (its ``x`` and
+its commitment are in the envelope, see :mod:`spartacus.envelope`), and, with ``C = chain id
+(32) | campaign (20) | keeper index (1) | key id (1)``:
 
-A share is the 33-byte Shamir share of :mod:`spartacus.envelope` (its first
-byte is ``keeper_index + 1``). Every payload is self-contained: it parses on
-its own and each record in it is complete; a member needs, per keeper, one
-GRANT entry for its own pledge (in any payload of that keeper) to decrypt all
-of that keeper's SHARES records. The AAD binds a SHARES record to the chain,
-the campaign and the keeper index, so records cannot be replayed elsewhere or
-attributed to another keeper.
+* ``S = b"spartacus/v2 shares" | C | index-set``, ``I = b"spartacus/v2 instructions" | C``;
+* a wrap to a member of pledge ``j`` with member key ``M_j``: ``E`` is a fresh ephemeral key of
+  the record (secret ``e``), ``KEK = HKDF-SHA256(e · M_j, "", b"spartacus/v2 grant" | C | E |
+  M_j | j (4), 16)``, ``wrap = AES-KW(KEK, key)``;
+* a wrap to the relay key ``Q``: ``KEK = HKDF-SHA256(e · Q, "", b"spartacus/v2 relay" | C | E |
+  Q, 16)``.
 
-Bytes on-chain per pledge and keeper: 133 (grant) + 37 (share) = 170 in
-``members`` scope, 37 in ``public`` scope, plus 5 bytes per record, 28 more per
-SHARES record and 4 per payload.
+Bytes per member in ``members`` scope: 24 (grant) + 16 (share) + a quarter byte of bitmaps,
+plus 85 bytes per transaction (prefix, two record headers, ``E``, nonce and tag). A member needs,
+per keeper, one grant for its own pledge; a wrong grant, a wrong key, garbage or nothing from a
+keeper only costs that keeper's shares, and shares that do not match their commitments are set
+aside (and the keeper named): any ``t`` honest keepers' releases open every live pledge (P9).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
 
 from spartacus._exceptions import DecryptionError, EnvelopeError, InputError
-from spartacus.envelope import NONCE_SIZE, SHARE_SIZE, TAG_SIZE, campaign_bytes
-from spartacus.keys import PrivateKeyLike, unwrap, wrap, wrapped_size
+from spartacus._primitives import (
+    NONCE_SIZE,
+    TAG_SIZE,
+    WRAP_SIZE,
+    ecdh,
+    gcm_open,
+    gcm_seal,
+    hkdf16,
+    kw_unwrap,
+    kw_wrap,
+)
+from spartacus.envelope import SHARE_Y_SIZE, campaign_bytes, chain_id_bytes
+from spartacus.keys import KeyPair, PrivateKeyLike, compress_public_key, secret_of
 from spartacus.types import CampaignContext, ReleaseRecord, Scope
 
 __all__ = [
     "RELEASE_MAGIC",
     "RELEASE_VERSION",
-    "GRANT",
+    "GRANTS",
     "SHARES",
+    "INSTRUCTIONS",
+    "RELAY",
     "PUBLIC_SHARES",
-    "RELEASE_KEY_SIZE",
-    "GRANT_ENTRY_SIZE",
-    "SHARE_ENTRY_SIZE",
+    "PUBLIC_INSTRUCTIONS",
+    "ROSTER_KEY",
+    "LATE_KEY",
+    "RELAY_INDEX",
     "MIN_RELEASE_BYTES",
     "DEFAULT_MAX_BYTES",
-    "GrantRecord",
+    "PER_TRANSACTION_OVERHEAD",
+    "Entry",
+    "GrantsRecord",
     "SharesRecord",
+    "InstructionsRecord",
+    "RelayRecord",
     "PublicSharesRecord",
+    "PublicInstructionsRecord",
     "Record",
     "ReleaseBuild",
     "ReleaseProblem",
-    "CollectedShares",
-    "SharesByPledge",
-    "new_release_key",
-    "shares_aad",
+    "Collected",
+    "release_keys",
+    "encode_index_set",
+    "decode_index_set",
     "build_release",
     "parse_release",
-    "collect_shares",
-    "decrypt_shares_record",
+    "published_by",
+    "collect",
 ]
 
 RELEASE_MAGIC: Final = b"SPR"
-RELEASE_VERSION: Final = 1
+RELEASE_VERSION: Final = 2
 _PREFIX: Final = RELEASE_MAGIC + bytes([RELEASE_VERSION])
-GRANT: Final = 0x01
+GRANTS: Final = 0x01
 SHARES: Final = 0x02
-PUBLIC_SHARES: Final = 0x03
-RELEASE_KEY_SIZE: Final = 32
-_INDEX_SIZE: Final = 4
-_RECORD_HEADER: Final = 1 + 4
-GRANT_ENTRY_SIZE: Final = _INDEX_SIZE + wrapped_size(RELEASE_KEY_SIZE)  # 133
-SHARE_ENTRY_SIZE: Final = _INDEX_SIZE + SHARE_SIZE  # 37
-_SHARES_OVERHEAD: Final = NONCE_SIZE + TAG_SIZE  # 28
-#: The smallest ``max_bytes`` that still fits one record of each type.
-MIN_RELEASE_BYTES: Final = len(_PREFIX) + _RECORD_HEADER + GRANT_ENTRY_SIZE  # 142
+INSTRUCTIONS: Final = 0x03
+RELAY: Final = 0x04
+PUBLIC_SHARES: Final = 0x05
+PUBLIC_INSTRUCTIONS: Final = 0x06
+ROSTER_KEY: Final = 0
+LATE_KEY: Final = 1
+#: The pledge index a relay's grant stands for in the key derivation (never a real pledge).
+RELAY_INDEX: Final = 0xFFFFFFFF
+_HEADER: Final = 1 + 2
+_SET_HEADER: Final = 4 + 2
+_MAX_SPAN: Final = 0xFFFF
+_MAX_INDEX: Final = 2**32 - 2
+_EPHEMERAL: Final = 33
+#: Prefix, both record headers, key ids, E, index-set headers, nonce and tag of one transaction.
+PER_TRANSACTION_OVERHEAD: Final = (
+    4 + (_HEADER + 1 + _EPHEMERAL + _SET_HEADER) + (_HEADER + 1 + _SET_HEADER) + (NONCE_SIZE + TAG_SIZE)
+)
+#: The smallest ``max_bytes`` that fits the one-time records, or one member with both grants.
+MIN_RELEASE_BYTES: Final = 4 + (_HEADER + 1 + 12 + 32) + (_HEADER + 1 + 33 + 24) + 200
 DEFAULT_MAX_BYTES: Final = 20_000
-_MAX_PLEDGE_INDEX: Final = 2**32 - 1
 
-SharesByPledge = dict[int, dict[int, bytes]]
-"""pledge index -> {keeper index -> 33-byte share}."""
-
-
-def new_release_key() -> bytes:
-    """A fresh random 32-byte release key ``R_k`` for one keeper and campaign."""
-    return get_random_bytes(RELEASE_KEY_SIZE)
+_GRANT_LABEL: Final = b"spartacus/v2 grant"
+_RELAY_LABEL: Final = b"spartacus/v2 relay"
+_SHARES_LABEL: Final = b"spartacus/v2 shares"
+_INSTRUCTIONS_LABEL: Final = b"spartacus/v2 instructions"
+_KEY_LABEL: Final = b"spartacus/v2 release key"
 
 
-def shares_aad(ctx: CampaignContext, keeper_index: int) -> bytes:
-    """``chain id (32) | campaign (20) | keeper index (1) | b"shares"``."""
-    if type(ctx.chain_id) is not int or not 0 <= ctx.chain_id < 2**256:
-        raise InputError(f"chain id {ctx.chain_id!r} is not an integer in [0, 2**256)")
-    return ctx.chain_id.to_bytes(32, "big") + campaign_bytes(ctx.campaign) + bytes((keeper_index,)) + b"shares"
+def _context(ctx: CampaignContext, keeper_index: int, key_id: int) -> bytes:
+    return chain_id_bytes(ctx.chain_id) + campaign_bytes(ctx.campaign) + bytes((keeper_index, key_id))
+
+
+def release_keys(keeper: PrivateKeyLike, ctx: CampaignContext, keeper_index: int) -> tuple[bytes, bytes]:
+    """``(R, L)``: this keeper's roster and late keys for ``ctx``, derived from its secret with
+    HKDF (a PRF: the keys say nothing of the secret), so a restart or a lost state file gets
+    the same keys and never has to re-grant anything."""
+    secret = secret_of(keeper)
+    return tuple(  # type: ignore[return-value]
+        hkdf16(secret, _KEY_LABEL + _context(ctx, keeper_index, key_id)) for key_id in (ROSTER_KEY, LATE_KEY)
+    )
+
+
+# ------------------------------------------------------------------------------------------ index sets
+
+
+def encode_index_set(indices: Sequence[int]) -> bytes:
+    """``first | span | bitmap`` of strictly ascending pledge indices (at most 65,535 apart)."""
+    if not indices:
+        raise InputError("an index set holds at least one pledge")
+    first, last = indices[0], indices[-1]
+    if any(b <= a for a, b in zip(indices, indices[1:], strict=False)):
+        raise InputError("pledge indices of an index set must be strictly ascending")
+    if not 0 <= first <= last <= _MAX_INDEX or last - first + 1 > _MAX_SPAN:
+        raise InputError("an index set spans at most 65,535 pledges, each a uint32 below 2^32 - 1")
+    span = last - first + 1
+    bitmap = bytearray((span + 7) // 8)
+    for i in indices:
+        off = i - first
+        bitmap[off >> 3] |= 0x80 >> (off & 7)
+    return first.to_bytes(4, "big") + span.to_bytes(2, "big") + bytes(bitmap)
+
+
+def decode_index_set(data: bytes, pos: int = 0) -> tuple[tuple[int, ...], int]:
+    """``(indices, end)``: the canonical index set at ``data[pos:]``; :class:`EnvelopeError` else."""
+    if len(data) - pos < _SET_HEADER:
+        raise EnvelopeError("release: truncated index set")
+    first = int.from_bytes(data[pos : pos + 4], "big")
+    span = int.from_bytes(data[pos + 4 : pos + 6], "big")
+    size = (span + 7) // 8
+    end = pos + _SET_HEADER + size
+    if span == 0 or end > len(data) or first + span - 1 > _MAX_INDEX:
+        raise EnvelopeError("release: malformed index set")
+    bitmap = data[pos + _SET_HEADER : end]
+    out = []
+    for q, byte in enumerate(bitmap):
+        if byte:
+            for b in range(8):
+                if byte & (0x80 >> b):
+                    out.append(first + 8 * q + b)
+    if not out or out[0] != first or out[-1] != first + span - 1:
+        raise EnvelopeError("release: index set not canonical (its first and last pledge must be in it)")
+    return tuple(out), end
 
 
 # ------------------------------------------------------------------------------------------ records
 
 
 @dataclass(frozen=True)
-class GrantRecord:
-    """``(pledge_index, ECIES(member key, R_k))`` entries."""
-
-    entries: tuple[tuple[int, bytes], ...]
+class GrantsRecord:
+    key_id: int
+    ephemeral: bytes
+    indices: tuple[int, ...]
+    wraps: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
 class SharesRecord:
-    """Shares encrypted under the keeper's release key: nonce and ciphertext with tag."""
-
+    key_id: int
+    indices: tuple[int, ...]
+    index_set: bytes  # as on the wire (part of the AAD)
     nonce: bytes
-    ciphertext: bytes  # entries then the 16-byte tag
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class InstructionsRecord:
+    key_id: int
+    nonce: bytes
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class RelayRecord:
+    key_id: int
+    ephemeral: bytes
+    wrap: bytes
 
 
 @dataclass(frozen=True)
 class PublicSharesRecord:
-    """``(pledge_index, share)`` entries in clear."""
-
-    entries: tuple[tuple[int, bytes], ...]
-
-
-Record = GrantRecord | SharesRecord | PublicSharesRecord
+    indices: tuple[int, ...]
+    ys: tuple[bytes, ...]
 
 
-def _split_entries(body: bytes, size: int, what: str) -> tuple[tuple[int, bytes], ...]:
-    if not body or len(body) % size:
-        raise EnvelopeError(f"release: {what} record of {len(body)} bytes is not a whole number of entries")
-    return tuple(
-        (int.from_bytes(body[o : o + _INDEX_SIZE], "big"), body[o + _INDEX_SIZE : o + size])
-        for o in range(0, len(body), size)
-    )
+@dataclass(frozen=True)
+class PublicInstructionsRecord:
+    y: bytes
+
+
+Record = GrantsRecord | SharesRecord | InstructionsRecord | RelayRecord | PublicSharesRecord | PublicInstructionsRecord
+
+
+def _key_id(byte: int) -> int:
+    if byte not in (ROSTER_KEY, LATE_KEY):
+        raise EnvelopeError(f"release: unknown key id {byte}")
+    return byte
+
+
+def _parse_record(rtype: int, body: bytes) -> Record:
+    if rtype == GRANTS:
+        if len(body) < 1 + _EPHEMERAL + _SET_HEADER:
+            raise EnvelopeError("release: truncated GRANTS record")
+        indices, end = decode_index_set(body, 1 + _EPHEMERAL)
+        if len(body) - end != WRAP_SIZE * len(indices):
+            raise EnvelopeError("release: GRANTS record holds the wrong number of wraps for its index set")
+        wraps = tuple(body[end + WRAP_SIZE * i : end + WRAP_SIZE * (i + 1)] for i in range(len(indices)))
+        return GrantsRecord(_key_id(body[0]), body[1 : 1 + _EPHEMERAL], indices, wraps)
+    if rtype == SHARES:
+        if len(body) < 1 + _SET_HEADER:
+            raise EnvelopeError("release: truncated SHARES record")
+        indices, end = decode_index_set(body, 1)
+        if len(body) - end != NONCE_SIZE + SHARE_Y_SIZE * len(indices) + TAG_SIZE:
+            raise EnvelopeError("release: SHARES record holds the wrong number of shares for its index set")
+        return SharesRecord(
+            _key_id(body[0]), indices, body[1:end], body[end : end + NONCE_SIZE], body[end + NONCE_SIZE :]
+        )
+    if rtype == INSTRUCTIONS:
+        if len(body) != 1 + NONCE_SIZE + SHARE_Y_SIZE + TAG_SIZE:
+            raise EnvelopeError("release: INSTRUCTIONS record of the wrong size")
+        return InstructionsRecord(_key_id(body[0]), body[1 : 1 + NONCE_SIZE], body[1 + NONCE_SIZE :])
+    if rtype == RELAY:
+        if len(body) != 1 + _EPHEMERAL + WRAP_SIZE:
+            raise EnvelopeError("release: RELAY record of the wrong size")
+        return RelayRecord(_key_id(body[0]), body[1 : 1 + _EPHEMERAL], body[1 + _EPHEMERAL :])
+    if rtype == PUBLIC_SHARES:
+        indices, end = decode_index_set(body, 0)
+        if len(body) - end != SHARE_Y_SIZE * len(indices):
+            raise EnvelopeError("release: PUBLIC_SHARES record holds the wrong number of shares")
+        ys = tuple(body[end + SHARE_Y_SIZE * i : end + SHARE_Y_SIZE * (i + 1)] for i in range(len(indices)))
+        return PublicSharesRecord(indices, ys)
+    if rtype == PUBLIC_INSTRUCTIONS:
+        if len(body) != SHARE_Y_SIZE:
+            raise EnvelopeError("release: PUBLIC_INSTRUCTIONS record of the wrong size")
+        return PublicInstructionsRecord(body)
+    raise EnvelopeError(f"release: unknown record type 0x{rtype:02x}")
 
 
 def parse_release(data: bytes) -> tuple[Record, ...]:
@@ -160,25 +306,13 @@ def parse_release(data: bytes) -> tuple[Record, ...]:
     records: list[Record] = []
     pos = len(_PREFIX)
     while pos < len(raw):
-        if len(raw) - pos < _RECORD_HEADER:
+        if len(raw) - pos < _HEADER:
             raise EnvelopeError("release truncated inside a record header")
-        rtype = raw[pos]
-        length = int.from_bytes(raw[pos + 1 : pos + _RECORD_HEADER], "big")
-        start = pos + _RECORD_HEADER
-        end = start + length
+        rtype, length = raw[pos], int.from_bytes(raw[pos + 1 : pos + _HEADER], "big")
+        start, end = pos + _HEADER, pos + _HEADER + length
         if end > len(raw):
             raise EnvelopeError(f"release truncated: a record announces {length} bytes, {len(raw) - start} left")
-        body = raw[start:end]
-        if rtype == GRANT:
-            records.append(GrantRecord(_split_entries(body, GRANT_ENTRY_SIZE, "GRANT")))
-        elif rtype == SHARES:
-            if length <= _SHARES_OVERHEAD or (length - _SHARES_OVERHEAD) % SHARE_ENTRY_SIZE:
-                raise EnvelopeError(f"release: SHARES record of {length} bytes has no whole number of entries")
-            records.append(SharesRecord(body[:NONCE_SIZE], body[NONCE_SIZE:]))
-        elif rtype == PUBLIC_SHARES:
-            records.append(PublicSharesRecord(_split_entries(body, SHARE_ENTRY_SIZE, "PUBLIC_SHARES")))
-        else:
-            raise EnvelopeError(f"release: unknown record type 0x{rtype:02x}")
+        records.append(_parse_record(rtype, raw[start:end]))
         pos = end
     if not records:
         raise EnvelopeError("release holds no record")
@@ -189,8 +323,20 @@ def parse_release(data: bytes) -> tuple[Record, ...]:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One pledge this keeper releases: its share ``y``, and (``members`` scope) whom the same
+    transaction grants: the pledge's member key, with the roster key or (a ``known`` late
+    joiner) the late key."""
+
+    index: int
+    y: bytes
+    member_key: bytes
+    grant: int = ROSTER_KEY
+
+
+@dataclass(frozen=True)
 class ReleaseBuild:
-    """The payloads to send (one ``release`` transaction each), and the grants left out."""
+    """The payloads to send (one ``release`` transaction each), and the pledges left out."""
 
     payloads: list[bytes]
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (pledge index, reason)
@@ -200,119 +346,251 @@ class ReleaseBuild:
         return sum(len(p) for p in self.payloads)
 
 
-class _Packer:
-    """Greedy packing of fixed-size entries into records and payloads of at most ``max_bytes``."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.payloads: list[bytes] = []
-        self.current = bytearray(_PREFIX)
-
-    def flush(self) -> None:
-        if len(self.current) > len(_PREFIX):
-            self.payloads.append(bytes(self.current))
-            self.current = bytearray(_PREFIX)
-
-    def add(self, rtype: int, entries: Sequence[bytes], entry_size: int, overhead: int, seal: _Sealer) -> None:
-        i = 0
-        while i < len(entries):
-            room = self.max_bytes - len(self.current) - _RECORD_HEADER - overhead
-            take = min(room // entry_size, len(entries) - i) if room > 0 else 0
-            if take <= 0:
-                self.flush()
-                continue
-            body = seal(b"".join(entries[i : i + take]))
-            self.current += bytes((rtype,)) + len(body).to_bytes(4, "big") + body
-            i += take
+def _record(rtype: int, body: bytes) -> bytes:
+    return bytes((rtype,)) + len(body).to_bytes(2, "big") + body
 
 
-class _Sealer:
-    def __call__(self, plain: bytes) -> bytes:
-        return plain
+def _grant_kek(z: bytes, context: bytes, ephemeral: bytes, member_key: bytes, index: int) -> bytes:
+    return hkdf16(z, _GRANT_LABEL + context + ephemeral + member_key + index.to_bytes(4, "big"))
 
 
-class _SharesSealer(_Sealer):
-    def __init__(self, key: bytes, aad: bytes) -> None:
-        self.key, self.aad = key, aad
-
-    def __call__(self, plain: bytes) -> bytes:
-        nonce = get_random_bytes(NONCE_SIZE)
-        cipher = AES.new(self.key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-        cipher.update(self.aad)
-        ciphertext, tag = cipher.encrypt_and_digest(plain)
-        return nonce + ciphertext + tag
+def _relay_kek(z: bytes, context: bytes, ephemeral: bytes, relay_key: bytes) -> bytes:
+    return hkdf16(z, _RELAY_LABEL + context + ephemeral + relay_key)
 
 
-def _check_pledge_index(index: object) -> int:
-    if type(index) is not int or not 0 <= index <= _MAX_PLEDGE_INDEX:
-        raise InputError(f"pledge index {index!r} is not a uint32")
-    return index
+class _Fixed:
+    """Supplies fixed randomness in order (known-answer vectors); None: fresh randomness."""
+
+    def __init__(self, values: Sequence[bytes] | None) -> None:
+        self.values = list(values) if values is not None else None
+
+    def take(self, size: int) -> bytes:
+        if self.values is None:
+            return get_random_bytes(size)
+        if not self.values:
+            raise InputError("the fixed randomness ran out")
+        value = self.values.pop(0)
+        if len(value) != size:
+            raise InputError(f"fixed randomness: expected {size} bytes, got {len(value)}")
+        return value
+
+    def keypair(self) -> KeyPair:
+        return KeyPair.generate() if self.values is None else KeyPair.from_secret(self.take(32))
+
+
+def _is_member_key(key: object) -> bool:
+    """A 33-byte compressed secp256k1 point: the form the reader derives its grant's KEK from."""
+    if not isinstance(key, bytes) or len(key) != 33 or key[0] not in (2, 3):
+        return False
+    try:
+        compress_public_key(key)
+    except InputError:
+        return False
+    return True
+
+
+def _grants(
+    rng: _Fixed, key: bytes, key_id: int, context: bytes, entries: Sequence[Entry], skipped: list[tuple[int, str]]
+) -> bytes | None:
+    e = rng.keypair()
+    indices, wraps = [], []
+    for entry in entries:
+        try:
+            z = ecdh(e.secret_bytes(), entry.member_key)
+        except InputError:
+            skipped.append((entry.index, "member key is not a point on the secp256k1 curve"))
+            continue
+        indices.append(entry.index)
+        wraps.append(kw_wrap(_grant_kek(z, context, e.compressed, entry.member_key, entry.index), key))
+    if not indices:
+        return None
+    return _record(GRANTS, bytes((key_id,)) + e.compressed + encode_index_set(indices) + b"".join(wraps))
+
+
+def _shares(rng: _Fixed, key: bytes, key_id: int, context: bytes, entries: Sequence[Entry]) -> bytes:
+    index_set = encode_index_set([e.index for e in entries])
+    nonce = rng.take(NONCE_SIZE)
+    sealed = gcm_seal(key, nonce, b"".join(e.y for e in entries), _SHARES_LABEL + context + index_set)
+    return _record(SHARES, bytes((key_id,)) + index_set + nonce + sealed)
+
+
+def _instructions(rng: _Fixed, key: bytes, key_id: int, context: bytes, y: bytes) -> bytes:
+    nonce = rng.take(NONCE_SIZE)
+    return _record(INSTRUCTIONS, bytes((key_id,)) + nonce + gcm_seal(key, nonce, y, _INSTRUCTIONS_LABEL + context))
+
+
+def _relay(rng: _Fixed, key: bytes, key_id: int, context: bytes, relay_key: bytes) -> bytes:
+    e = rng.keypair()
+    z = ecdh(e.secret_bytes(), relay_key)
+    wrap = kw_wrap(_relay_kek(z, context, e.compressed, relay_key), key)
+    return _record(RELAY, bytes((key_id,)) + e.compressed + wrap)
+
+
+def _bitmap(first: int, last: int) -> int:
+    return (last - first + 1 + 7) // 8
+
+
+class _Batch:
+    """The entries of one payload, with its exact size kept as entries are added."""
+
+    def __init__(self, public: bool, fixed: int, late_pending: bool) -> None:
+        self.public, self.fixed, self.late_pending = public, fixed, late_pending
+        self.entries: list[Entry] = []
+
+    def size_with(self, entry: Entry | None = None) -> int:
+        entries = self.entries + ([entry] if entry is not None else [])
+        size = self.fixed
+        if not entries:
+            return size
+        first, last = entries[0].index, entries[-1].index
+        if self.public:
+            return size + _HEADER + _SET_HEADER + _bitmap(first, last) + SHARE_Y_SIZE * len(entries)
+        size += _HEADER + 1 + _SET_HEADER + _bitmap(first, last) + NONCE_SIZE + SHARE_Y_SIZE * len(entries) + TAG_SIZE
+        for key_id in (ROSTER_KEY, LATE_KEY):
+            group = [e for e in entries if e.grant == key_id]
+            if group:
+                size += _HEADER + 1 + _EPHEMERAL + _SET_HEADER + _bitmap(group[0].index, group[-1].index)
+                size += WRAP_SIZE * len(group)
+        if self.late_pending and any(e.grant == LATE_KEY for e in entries):
+            size += _HEADER + 1 + NONCE_SIZE + SHARE_Y_SIZE + TAG_SIZE
+        return size
+
+    def fits(self, entry: Entry, max_bytes: int) -> bool:
+        if self.entries and entry.index - self.entries[0].index + 1 > _MAX_SPAN:
+            return False
+        return self.size_with(entry) <= max_bytes
 
 
 def build_release(
     ctx: CampaignContext,
+    keeper: PrivateKeyLike,
     keeper_index: int,
-    release_key: bytes | None,
-    shares: Mapping[int, bytes],
-    grants: Mapping[int, bytes],
+    entries: Sequence[Entry],
+    *,
+    instructions: bytes | None = None,
+    late_instructions: bytes | None = None,
+    relay_key: bytes | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    randomness: Sequence[bytes] | None = None,
 ) -> ReleaseBuild:
-    """Build keeper ``keeper_index``'s release payloads.
+    """Keeper ``keeper_index``'s release payloads for ``entries`` (pledges not released before).
 
-    * ``shares``: pledge index -> this keeper's 33-byte share (from
-      :func:`spartacus.envelope.open_share`); pass only live pledges.
-    * ``grants``: pledge index -> 33-byte member key, for the members not
-      granted ``R_k`` in an earlier release (the caller tracks that). A key
-      that is not a valid compressed point is skipped and listed in
-      ``skipped``; it never stops the others. Ignored in ``public`` scope.
-    * ``release_key``: ``R_k`` (32 bytes); required in ``members`` scope,
-      unused in ``public`` scope.
+    * ``instructions``: this keeper's ``y`` of the sealed instructions, to publish under the
+      roster key (``members``) or in clear (``public``); None when already published.
+    * ``late_instructions``: the same ``y``, to publish under the late key with the first grant
+      of it (``members`` scope, ``known`` late joiners); None when already published.
+    * ``relay_key``: the campaign's relay key, to grant the roster key; None when already done.
 
-    Each payload is at most ``max_bytes`` (>= :data:`MIN_RELEASE_BYTES`) and
-    parses on its own. Returns no payload when there is nothing to publish.
-    Caller errors (a share not of this keeper, a bad index) raise InputError.
+    Every payload parses on its own, is at most ``max_bytes``, and carries each entry's share
+    and grant together (P5). One-time records go into the first payload. ``randomness``
+    (known-answer vectors only) supplies, in the order they are drawn, every ephemeral secret
+    (32 bytes) and nonce (12 bytes): per payload, the one-time records' (instructions nonce,
+    relay ephemeral), then the SHARES nonce, the roster-key GRANTS ephemeral, the late-key
+    GRANTS ephemeral and the late INSTRUCTIONS nonce, each when present.
     """
     n = len(ctx.keepers)
     if type(keeper_index) is not int or not 0 <= keeper_index < n:
         raise InputError(f"keeper index {keeper_index!r} is out of range 0..{n - 1}")
     if type(max_bytes) is not int or max_bytes < MIN_RELEASE_BYTES:
         raise InputError(f"max_bytes={max_bytes!r} is too small; at least {MIN_RELEASE_BYTES} is needed")
-    share_entries: list[bytes] = []
-    for pledge_index in sorted(shares):
-        share = shares[pledge_index]
-        _check_pledge_index(pledge_index)
-        if not isinstance(share, bytes) or len(share) != SHARE_SIZE or share[0] != keeper_index + 1:
-            raise InputError(f"the share for pledge #{pledge_index} is not a 33-byte share of keeper #{keeper_index}")
-        share_entries.append(pledge_index.to_bytes(_INDEX_SIZE, "big") + share)
-
-    packer = _Packer(max_bytes)
+    for entry in entries:
+        if type(entry.index) is not int or not 0 <= entry.index <= _MAX_INDEX:
+            raise InputError(f"pledge index {entry.index!r} is not a uint32 below 2^32 - 1")
+        if not isinstance(entry.y, bytes) or len(entry.y) != SHARE_Y_SIZE:
+            raise InputError(f"the share of pledge #{entry.index} is not 16 bytes")
+    ordered = sorted(entries, key=lambda e: e.index)
+    if len({e.index for e in ordered}) != len(ordered):
+        raise InputError("a pledge appears twice among the entries")
+    rng = _Fixed(randomness)
+    roster_key, late_key = release_keys(keeper, ctx, keeper_index)
+    ctx_r, ctx_l = _context(ctx, keeper_index, ROSTER_KEY), _context(ctx, keeper_index, LATE_KEY)
+    public = ctx.scope is Scope.PUBLIC
     skipped: list[tuple[int, str]] = []
-    if ctx.scope is Scope.PUBLIC:
-        packer.add(PUBLIC_SHARES, share_entries, SHARE_ENTRY_SIZE, 0, _Sealer())
-        packer.flush()
-        return ReleaseBuild(packer.payloads, skipped)
+    if not public:  # a pledge that cannot be granted is left out entirely, its share too (P5)
+        usable = []
+        for entry in ordered:
+            if _is_member_key(entry.member_key):
+                usable.append(entry)
+            else:
+                skipped.append((entry.index, "member key is not a point on the secp256k1 curve"))
+        ordered = usable
 
-    if not isinstance(release_key, bytes) or len(release_key) != RELEASE_KEY_SIZE:
-        raise InputError("members scope needs the keeper's 32-byte release key (see new_release_key)")
-    grant_entries: list[bytes] = []
-    for pledge_index in sorted(grants):
-        _check_pledge_index(pledge_index)
-        member_key = grants[pledge_index]
-        if not isinstance(member_key, bytes) or len(member_key) != 33 or member_key[0] not in (2, 3):
-            skipped.append((pledge_index, "member key is not a 33-byte compressed secp256k1 public key"))
+    once: list[bytes] = []
+    if public:
+        if instructions is not None:
+            once.append(_record(PUBLIC_INSTRUCTIONS, instructions))
+    else:
+        if instructions is not None:
+            once.append(_instructions(rng, roster_key, ROSTER_KEY, ctx_r, instructions))
+        if relay_key is not None:
+            once.append(_relay(rng, roster_key, ROSTER_KEY, ctx_r, relay_key))
+
+    payloads: list[bytes] = []
+    late_pending = late_instructions is not None and not public
+    i = 0
+    while i < len(ordered) or once:
+        batch = _Batch(public, len(_PREFIX) + sum(len(r) for r in once), late_pending)
+        while i < len(ordered) and batch.fits(ordered[i], max_bytes):
+            batch.entries.append(ordered[i])
+            i += 1
+        if not batch.entries and not once:  # pragma: no cover - MIN_RELEASE_BYTES fits one entry
+            raise InputError(f"max_bytes={max_bytes} cannot hold a single pledge")
+        records, once = once, []
+        take = batch.entries
+        if take and public:
+            index_set = encode_index_set([e.index for e in take])
+            records.append(_record(PUBLIC_SHARES, index_set + b"".join(e.y for e in take)))
+        elif take:
+            records.append(_shares(rng, roster_key, ROSTER_KEY, ctx_r, take))
+            for key, key_id, context in ((roster_key, ROSTER_KEY, ctx_r), (late_key, LATE_KEY, ctx_l)):
+                group = [e for e in take if e.grant == key_id]
+                grant = _grants(rng, key, key_id, context, group, skipped) if group else None
+                if grant is not None:
+                    records.append(grant)
+            if late_pending and any(e.grant == LATE_KEY for e in take):
+                assert late_instructions is not None
+                records.append(_instructions(rng, late_key, LATE_KEY, ctx_l, late_instructions))
+                late_pending = False
+        payload = _PREFIX + b"".join(records)
+        if len(payload) > max_bytes:  # pragma: no cover - _Batch counts exactly
+            raise AssertionError(f"release payload of {len(payload)} bytes exceeds {max_bytes}")
+        payloads.append(payload)
+    return ReleaseBuild(payloads, skipped)
+
+
+@dataclass
+class Published:
+    """What one keeper has already published for a campaign, read back from its releases."""
+
+    shared: set[int] = field(default_factory=set)
+    granted: dict[int, set[int]] = field(default_factory=lambda: {ROSTER_KEY: set(), LATE_KEY: set()})
+    instructions: set[int] = field(default_factory=set)  # key ids (or -1: in clear)
+    relay: bool = False
+
+
+def published_by(releases: Iterable[ReleaseRecord], keeper_index: int, keeper_address: str) -> Published:
+    """What keeper ``keeper_index`` (from ``keeper_address``) already published: index sets and
+    record types are in clear, so a keeper resumes a release without publishing anything twice."""
+    out = Published()
+    for rel in releases:
+        if rel.keeper_index != keeper_index or rel.keeper.lower() != keeper_address.lower():
             continue
         try:
-            wrapped = wrap(member_key, release_key)
-        except InputError:
-            skipped.append((pledge_index, "member key is not a point on the secp256k1 curve"))
+            records = parse_release(rel.data)
+        except EnvelopeError:
             continue
-        grant_entries.append(pledge_index.to_bytes(_INDEX_SIZE, "big") + wrapped)
-
-    packer.add(GRANT, grant_entries, GRANT_ENTRY_SIZE, 0, _Sealer())
-    sealer = _SharesSealer(release_key, shares_aad(ctx, keeper_index))
-    packer.add(SHARES, share_entries, SHARE_ENTRY_SIZE, _SHARES_OVERHEAD, sealer)
-    packer.flush()
-    return ReleaseBuild(packer.payloads, skipped)
+        for rec in records:
+            if isinstance(rec, SharesRecord | PublicSharesRecord):
+                out.shared.update(rec.indices)
+            elif isinstance(rec, GrantsRecord):
+                out.granted[rec.key_id].update(rec.indices)
+            elif isinstance(rec, InstructionsRecord):
+                out.instructions.add(rec.key_id)
+            elif isinstance(rec, PublicInstructionsRecord):
+                out.instructions.add(-1)
+            elif isinstance(rec, RelayRecord):
+                out.relay = True
+    return out
 
 
 # ------------------------------------------------------------------------------------------ member side
@@ -320,7 +598,7 @@ def build_release(
 
 @dataclass(frozen=True)
 class ReleaseProblem:
-    """A release (or part of one) that was skipped, and why."""
+    """A release (or part of one) that was skipped, and why; ``keeper_index`` names the keeper."""
 
     keeper_index: int
     block_number: int
@@ -337,74 +615,47 @@ class ReleaseProblem:
 
 
 @dataclass
-class CollectedShares:
-    """Shares a reader could obtain, per pledge, and what was skipped on the way."""
+class Collected:
+    """Every share value a reader obtained: ``shares[pledge][keeper]`` lists the candidate ``y``
+    (a liar may publish several; the envelope's commitment picks), likewise ``instructions``."""
 
-    shares: SharesByPledge = field(default_factory=dict)
+    shares: dict[int, dict[int, list[bytes]]] = field(default_factory=dict)
+    instructions: dict[int, list[bytes]] = field(default_factory=dict)
     problems: list[ReleaseProblem] = field(default_factory=list)
-    #: keepers whose release key this member could unwrap (members scope)
-    granted_by: set[int] = field(default_factory=set)
+    #: keepers whose key this reader could unwrap, per key id (members scope)
+    granted_by: dict[int, set[int]] = field(default_factory=lambda: {ROSTER_KEY: set(), LATE_KEY: set()})
+    saw_grants: bool = False
 
 
-def _add_entries(
-    out: CollectedShares,
-    rel: ReleaseRecord,
-    entries: Iterable[tuple[int, bytes]],
-) -> None:
-    k = rel.keeper_index
-    bad = 0
-    for pledge_index, share in entries:
-        if share[0] != k + 1:
-            bad += 1
-            continue
-        per_keeper = out.shares.setdefault(pledge_index, {})
-        if k not in per_keeper:  # the first (earliest) share a keeper published wins
-            per_keeper[k] = share
-        elif per_keeper[k] != share:
-            out.problems.append(
-                ReleaseProblem(
-                    k,
-                    rel.block_number,
-                    rel.log_index,
-                    f"keeper #{k} published a second, different share for pledge #{pledge_index}; kept the first",
-                )
-            )
-    if bad:
-        out.problems.append(
-            ReleaseProblem(k, rel.block_number, rel.log_index, f"{bad} share(s) carry another keeper's index")
-        )
+def _add(bucket: dict[int, list[bytes]], keeper: int, y: bytes) -> None:
+    values = bucket.setdefault(keeper, [])
+    if y not in values:
+        values.append(y)
 
 
-def collect_shares(
+def collect(
     releases: Iterable[ReleaseRecord],
     ctx: CampaignContext,
-    member_index: int | None,
-    member_privkey: PrivateKeyLike | None,
-) -> CollectedShares:
-    """Gather every share a reader can obtain from the keepers' releases.
+    reader: PrivateKeyLike | None,
+    *,
+    member_index: int | None = None,
+    relay: bool = False,
+) -> Collected:
+    """Gather every share value the reader can obtain from the keepers' releases.
 
-    Releases are read in chain order. Malformed ones, and ones from a keeper
-    index outside the campaign's keeper set, are skipped and listed in
-    ``problems``; they are never fatal. PUBLIC_SHARES records are read
-    without a key.
-
-    In ``members`` scope, ``member_privkey`` is the member key; for each
-    keeper the GRANT entries for ``member_index`` (the reader's own pledge
-    index) are unwrapped to get ``R_k``, which decrypts that keeper's SHARES
-    records. With ``member_index=None`` every GRANT entry is tried (one ECIES
-    attempt each: slow on large campaigns; pass the index when known).
-
-    Raises :class:`InputError` if a ``members``-scope campaign is read without
-    a member key, and :class:`DecryptionError` ("this key is not a member
-    ...") when keepers did publish grants but none of them opens with this
-    key.
+    ``reader`` is the member key (with ``member_index``, its own pledge's index) or, with
+    ``relay=True``, the relay service's key; None reads ``public`` scope only. Releases from a
+    keeper index outside the keeper set, malformed ones, wrong grants and records that do not
+    decrypt are skipped and listed in ``problems``, never fatal.
     """
-    out = CollectedShares()
+    out = Collected()
     n = len(ctx.keepers)
-    members_scope = ctx.scope is Scope.MEMBERS
-    if members_scope and member_privkey is None:
-        raise InputError("this campaign reveals to members only: a member key is needed to read it")
-
+    secret = secret_of(reader) if reader is not None else None
+    reader_key = (
+        (reader.compressed if isinstance(reader, KeyPair) else KeyPair.from_secret(secret).compressed)
+        if secret is not None
+        else None
+    )
     by_keeper: dict[int, list[tuple[ReleaseRecord, tuple[Record, ...]]]] = {}
     for rel in sorted(releases, key=lambda r: (r.block_number, r.log_index)):
         if type(rel.keeper_index) is not int or not 0 <= rel.keeper_index < n:
@@ -424,96 +675,102 @@ def collect_shares(
             continue
         by_keeper.setdefault(rel.keeper_index, []).append((rel, records))
 
-    saw_grants = False
     for k in sorted(by_keeper):
         items = by_keeper[k]
+        keys: dict[int, list[bytes]] = {ROSTER_KEY: [], LATE_KEY: []}
         for rel, records in items:
             for rec in records:
                 if isinstance(rec, PublicSharesRecord):
-                    _add_entries(out, rel, rec.entries)
-        if member_privkey is None:
-            continue
-        release_keys: list[bytes] = []
-        for _rel, records in items:
-            for rec in records:
-                if not isinstance(rec, GrantRecord):
+                    for index, y in zip(rec.indices, rec.ys, strict=True):
+                        _add(out.shares.setdefault(index, {}), k, y)
+                elif isinstance(rec, PublicInstructionsRecord):
+                    _add(out.instructions, k, rec.y)
+                elif secret is None or reader_key is None:
                     continue
-                saw_grants = True
-                for pledge_index, wrapped in rec.entries:
-                    if member_index is not None and pledge_index != member_index:
+                elif isinstance(rec, GrantsRecord) and not relay:
+                    out.saw_grants = True
+                    if member_index is None or member_index not in rec.indices:
                         continue
+                    wrap = rec.wraps[rec.indices.index(member_index)]
+                    key = _unwrap_grant(secret, reader_key, ctx, k, rec, member_index, wrap)
+                    if key is None:
+                        out.problems.append(
+                            ReleaseProblem(k, rel.block_number, rel.log_index, f"keeper #{k}'s grant does not unwrap")
+                        )
+                    elif key not in keys[rec.key_id]:
+                        keys[rec.key_id].append(key)
+                elif isinstance(rec, RelayRecord) and relay:
+                    out.saw_grants = True
+                    context = _context(ctx, k, rec.key_id)
                     try:
-                        key = unwrap(member_privkey, wrapped)
-                    except DecryptionError:
+                        z = ecdh(secret, rec.ephemeral)
+                        key = kw_unwrap(_relay_kek(z, context, rec.ephemeral, reader_key), rec.wrap)
+                    except (InputError, DecryptionError):
+                        out.problems.append(
+                            ReleaseProblem(
+                                k, rel.block_number, rel.log_index, f"keeper #{k}'s relay grant does not unwrap"
+                            )
+                        )
                         continue
-                    if len(key) == RELEASE_KEY_SIZE and key not in release_keys:
-                        release_keys.append(key)
-        has_shares_records = any(isinstance(r, SharesRecord) for _rel, recs in items for r in recs)
-        if not release_keys:
-            if has_shares_records:
-                rel0 = items[0][0]
-                out.problems.append(
-                    ReleaseProblem(
-                        k,
-                        rel0.block_number,
-                        rel0.log_index,
-                        f"keeper #{k} has not granted this member its release key (yet)",
-                    )
-                )
-            continue
-        out.granted_by.add(k)
-        aad = shares_aad(ctx, k)
+                    if key not in keys[rec.key_id]:
+                        keys[rec.key_id].append(key)
+        for key_id in (ROSTER_KEY, LATE_KEY):
+            if keys[key_id]:
+                out.granted_by[key_id].add(k)
         for rel, records in items:
             for rec in records:
-                if not isinstance(rec, SharesRecord):
-                    continue
-                plain = _open_shares_record(rec, release_keys, aad)
-                if plain is None:
-                    out.problems.append(
-                        ReleaseProblem(
-                            k,
-                            rel.block_number,
-                            rel.log_index,
-                            f"a SHARES record of keeper #{k} does not decrypt with its release key",
-                        )
+                if isinstance(rec, SharesRecord):
+                    if not keys[rec.key_id]:
+                        continue
+                    plain = _open_any(
+                        keys[rec.key_id],
+                        rec.nonce,
+                        rec.sealed,
+                        _SHARES_LABEL + _context(ctx, k, rec.key_id) + rec.index_set,
                     )
-                    continue
-                _add_entries(out, rel, _split_entries(plain, SHARE_ENTRY_SIZE, "SHARES"))
-
-    if members_scope and saw_grants and not out.granted_by and not out.shares:
-        raise DecryptionError(
-            "this key is not a member of the campaign (or its pledge is not released yet): no keeper's "
-            "release grants it a release key; use the member key file you pledged with"
-        )
+                    if plain is None:
+                        out.problems.append(
+                            ReleaseProblem(
+                                k, rel.block_number, rel.log_index, f"a SHARES record of keeper #{k} does not decrypt"
+                            )
+                        )
+                        continue
+                    for j, index in enumerate(rec.indices):
+                        _add(out.shares.setdefault(index, {}), k, plain[SHARE_Y_SIZE * j : SHARE_Y_SIZE * (j + 1)])
+                elif isinstance(rec, InstructionsRecord):
+                    if not keys[rec.key_id]:
+                        continue
+                    plain = _open_any(
+                        keys[rec.key_id], rec.nonce, rec.sealed, _INSTRUCTIONS_LABEL + _context(ctx, k, rec.key_id)
+                    )
+                    if plain is None:
+                        out.problems.append(
+                            ReleaseProblem(
+                                k,
+                                rel.block_number,
+                                rel.log_index,
+                                f"keeper #{k}'s instructions record does not decrypt",
+                            )
+                        )
+                        continue
+                    _add(out.instructions, k, plain)
     return out
 
 
-def decrypt_shares_record(
-    record: SharesRecord, release_key: bytes, ctx: CampaignContext, keeper_index: int
-) -> tuple[tuple[int, bytes], ...]:
-    """Decrypt one SHARES record of keeper ``keeper_index``: its ``(pledge_index, share)`` entries.
-
-    For a keeper reading back what it already published (to resume after a
-    crash without publishing twice). :class:`DecryptionError` if the record
-    does not authenticate under ``release_key`` for this chain, campaign and
-    keeper index.
-    """
-    plain = _open_shares_record(record, [release_key], shares_aad(ctx, keeper_index))
-    if plain is None:
-        raise DecryptionError(f"the SHARES record does not decrypt with keeper #{keeper_index}'s release key")
+def _unwrap_grant(
+    secret: bytes, reader_key: bytes, ctx: CampaignContext, k: int, rec: GrantsRecord, index: int, wrap: bytes
+) -> bytes | None:
     try:
-        return _split_entries(plain, SHARE_ENTRY_SIZE, "SHARES")
-    except EnvelopeError as exc:  # pragma: no cover - parse_release checked the length
-        raise DecryptionError(exc.message) from None
+        z = ecdh(secret, rec.ephemeral)
+        return kw_unwrap(_grant_kek(z, _context(ctx, k, rec.key_id), rec.ephemeral, reader_key, index), wrap)
+    except (InputError, DecryptionError):
+        return None
 
 
-def _open_shares_record(rec: SharesRecord, keys: Sequence[bytes], aad: bytes) -> bytes | None:
-    body, tag = rec.ciphertext[:-TAG_SIZE], rec.ciphertext[-TAG_SIZE:]
+def _open_any(keys: Sequence[bytes], nonce: bytes, sealed: bytes, aad: bytes) -> bytes | None:
     for key in keys:
-        cipher = AES.new(key, AES.MODE_GCM, nonce=rec.nonce, mac_len=TAG_SIZE)
-        cipher.update(aad)
         try:
-            return cipher.decrypt_and_verify(body, tag)
-        except ValueError:
+            return gcm_open(key, nonce, sealed, aad)
+        except DecryptionError:
             continue
     return None

@@ -29,6 +29,7 @@ os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".solcx"))
 
 DAY = 24 * 3600
 MEMBERS, PUBLIC = 0, 1
+KNOWN, ROSTER, CLOSED = 0, 1, 2
 OPEN, REVEALED, EXPIRED, CANCELLED = 0, 1, 2, 3
 NONE, LIVE, WITHDRAWN = 0, 1, 2
 
@@ -48,7 +49,12 @@ def member_key() -> bytes:
     return bytes([2 + secrets.randbelow(2)]) + secrets.token_bytes(32)
 
 
-def envelope(size: int = 1000) -> bytes:
+def pledge_digest(member_key: bytes, envelope: bytes, count: int) -> bytes:
+    """The 20 bytes `Campaign` stores for a pledge: keccak256 of its Pledged log's data."""
+    return keccak(abi_encode(["bytes", "bytes", "uint256"], [member_key, envelope, count]))[:20]
+
+
+def envelope(size: int = 400) -> bytes:
     return b"\x01" + secrets.token_bytes(size - 1)
 
 
@@ -99,8 +105,14 @@ def keeper_accounts(keeper_keys: list[eth_keys.PrivateKey], accounts: Any) -> li
 
 
 @pytest.fixture(scope="session")
-def factory(project: Any, deployer: Any) -> Any:
-    return deployer.deploy(project.CampaignFactory)
+def forwarder(project: Any, deployer: Any) -> Any:
+    """The deployment's one trusted ERC-2771 forwarder (OpenZeppelin's ERC2771Forwarder)."""
+    return deployer.deploy(project.Forwarder)
+
+
+@pytest.fixture(scope="session")
+def factory(project: Any, deployer: Any, forwarder: Any) -> Any:
+    return deployer.deploy(project.CampaignFactory, forwarder.address)
 
 
 @pytest.fixture
@@ -116,8 +128,12 @@ def make_config(keeper_keys: list[eth_keys.PrivateKey], chain: Any) -> Callable[
             "keepers": [k.public_key.to_bytes() for k in keeper_keys],
             "keeperThreshold": 2,
             "scope": MEMBERS,
+            "lateJoiners": KNOWN,
             "deposit": 0,
             "beneficiary": "0x" + "00" * 20,
+            "relay": b"",
+            "relayNote": b"",
+            "instructions": envelope(400),
         }
         config.update(overrides)
         return config
@@ -153,7 +169,7 @@ def campaign(make_campaign: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def make_pledge() -> Callable[..., Any]:
-    def _pledge(campaign: Any, who: Any, value: int | None = None, size: int = 1000) -> Any:
+    def _pledge(campaign: Any, who: Any, value: int | None = None, size: int = 400) -> Any:
         return campaign.pledge(
             envelope(size), member_key(), sender=who, value=campaign.deposit() if value is None else value
         )

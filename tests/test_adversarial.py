@@ -42,6 +42,7 @@ from conftest import (
     envelope,
     make_keeper_keys,
     member_key,
+    pledge_digest,
     reverts_exactly,
 )
 from eth_abi import encode as abi_encode
@@ -383,7 +384,8 @@ def test_copied_pledge_front_running_the_victim_is_just_another_pledge(make_camp
     copy, original = txs
     assert not copy.failed and not original.failed
     assert campaign.ThresholdReached.from_receipt(copy)
-    assert campaign.pledgeOf(stranger)[3] == campaign.pledgeOf(victim)[3]  # the same sealed bytes
+    # The same sealed bytes and member key; the digests differ only by the count in the log.
+    assert campaign.Pledged.from_receipt(copy)[0].envelope == campaign.Pledged.from_receipt(original)[0].envelope
     assert campaign.pledgeCount() == 4 and campaign.balance == 4 * D
 
 
@@ -496,13 +498,15 @@ def test_replayed_envelope_of_a_withdrawn_pledge_is_never_released(
 ):
     """Real sealing, the real keeper and the real roster reader: the victim pledges and
     withdraws; an attacker replays the victim's envelope and member key from its own
-    address; the reveal comes. The withdrawn victim must not be in anyone's roster."""
+    address; the reveal comes. No keeper publishes a share (or a grant) of the withdrawn
+    pledge or of the replay, and nobody's roster holds the victim."""
     from web3 import Web3
 
     from spartacus.chain import CampaignClient, ChainClient
     from spartacus.envelope import PledgeContent, seal
     from spartacus.keeper import Keeper
     from spartacus.keys import KeyPair
+    from spartacus.release import published_by
     from spartacus.roster import build_roster
 
     client = ChainClient(Web3(chain.provider.web3.provider))
@@ -513,7 +517,7 @@ def test_replayed_envelope_of_a_withdrawn_pledge_is_never_released(
     def pledge(who: Any, name: str) -> KeyPair:
         key = KeyPair.generate()
         content = PledgeContent(name, {"email": f"{name.lower()}@example.org"})
-        env = seal(content, ctx, key.compressed, pledger=who.address)
+        env = seal(content, ctx, key, pledger=who.address)
         campaign.pledge(env, key.compressed, sender=who)
         return key
 
@@ -523,16 +527,23 @@ def test_replayed_envelope_of_a_withdrawn_pledge_is_never_released(
     campaign.pledge(logged.envelope, logged.member_key, sender=stranger)  # the replay
     member_key_ = pledge(pledgers[1], "Member")
     assert campaign.state() == REVEALED
+    by_index = {p.pledger: p.index for p in reader.pledges()}
+    victim, replay, member = by_index[pledgers[0].address], by_index[stranger.address], by_index[pledgers[1].address]
 
     for i, key in enumerate(keeper_keys[:2]):
         keeper = Keeper(client, KeyPair.from_secret(key.to_bytes()), factory.address, tmp_path / f"k{i}.db")
-        keeper.run_once()
+        report = keeper.run_once()
         keeper.close()
+        assert replay in {index for index, _ in report.skipped[campaign.address]}  # refused, and said so
+        done = published_by(reader.releases(), i, keeper.key.address)
+        assert member in done.shared and member in done.granted[0]
+        assert victim not in done.shared and replay not in done.shared
+        assert victim not in done.granted[0] | done.granted[1] and replay not in done.granted[0] | done.granted[1]
     roster = build_roster(ctx, reader.pledges(), reader.releases(), member_key_, organizer.address)
     assert victim_key.compressed == logged.member_key
     names = [m.name for m in roster.members]
-    assert "Member" in names
-    assert "Victim" not in names
+    assert "Member" in names and "Victim" not in names
+    assert replay in {s.index for s in roster.skipped}
 
 
 # ─── Keeper releases ─────────────────────────────────────────────────────────────────
@@ -725,7 +736,7 @@ def test_trailing_bytes_change_nothing(make_campaign, pledgers, case, extra):
     assert (bytes(a.envelope), bytes(a.memberKey)) == (bytes(b.envelope), bytes(b.memberKey)) == (ENV, MK)
     assert (a.index, a.count) == (b.index, b.count) == (1, 2)
     assert one.pledgeOf(pledgers[0]) == two.pledgeOf(pledgers[0])
-    assert bytes(two.pledgeOf(pledgers[0])[3]) == keccak(ENV)[:20]
+    assert bytes(two.pledgeOf(pledgers[0])[4]) == pledge_digest(MK, ENV, 2)
     assert books(one, pledgers[:1]) == books(two, pledgers[:1])
     copy = proxy_copy_gas(len(CANONICAL) + len(extra)) - proxy_copy_gas(len(CANONICAL))
     assert padded.gas_used - plain.gas_used == calldata_gas(extra) + copy
@@ -751,7 +762,7 @@ def test_offset_into_the_head_decodes_other_bytes_consistently(make_campaign, pl
     r = pledger.transfer(campaign, 0, data=data)
     [ev] = campaign.Pledged.from_receipt(r)
     assert bytes(ev.envelope) == designated and bytes(ev.memberKey) == MK
-    assert bytes(campaign.pledgeOf(pledger)[3]) == keccak(designated)[:20]
+    assert bytes(campaign.pledgeOf(pledger)[4]) == pledge_digest(MK, designated, 2)
 
 
 def test_trailing_bytes_on_withdraw_and_release_change_nothing(

@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 from conftest import (
     CANCELLED,
+    CLOSED,
     DAY,
     EXPIRED,
+    KNOWN,
     LIVE,
     MEMBERS,
     NONE,
     OPEN,
     PUBLIC,
     REVEALED,
+    ROSTER,
     WITHDRAWN,
     envelope,
     keeper_pubkey_address,
@@ -27,6 +30,7 @@ from eth_utils import keccak
 
 ZERO = "0x" + "00" * 20
 DEPOSIT = 10**16
+PLEDGED = "Pledged(uint256,address,bytes,bytes,uint256)"
 
 
 def keeper_set(campaign_keys: list[Any]) -> list[str]:
@@ -47,10 +51,12 @@ def test_create_emits_config_and_records_creator_pledge(factory, organizer, make
     assert created.campaign == predicted
     assert created.creator == organizer.address
     # Ape decodes the struct as a tuple, in field order.
-    title, purpose, description, plan, threshold, deadline, keepers, t, scope, deposit, benef = created.config
+    (title, purpose, description, plan, threshold, deadline, keepers, t, scope, late, deposit, benef, relay, note,
+     instructions) = created.config  # fmt: skip
     assert (title, purpose, description, plan) == tuple(config[k] for k in ("title", "purpose", "description", "plan"))
-    assert (threshold, deadline, t, scope, deposit) == (3, config["deadline"], 2, PUBLIC, DEPOSIT)
+    assert (threshold, deadline, t, scope, late, deposit) == (3, config["deadline"], 2, PUBLIC, KNOWN, DEPOSIT)
     assert [bytes(k) for k in keepers] == config["keepers"] and benef == ZERO
+    assert (bytes(relay), bytes(note), bytes(instructions)) == (b"", b"", config["instructions"])
 
     campaign = project.Campaign.at(predicted)
     [pledged] = campaign.Pledged.from_receipt(receipt)
@@ -68,9 +74,13 @@ def test_create_emits_config_and_records_creator_pledge(factory, organizer, make
     assert campaign.keeperSetHash() == keccak(
         b"".join(bytes(12) + bytes.fromhex(a[2:]) for a in keeper_set(keeper_keys))
     )
-    index, status, held, digest = campaign.pledgeOf(organizer)
-    assert (index, status, held) == (0, LIVE, True)
-    assert bytes(digest) == keccak(env)[:20]
+    index, status, held, late, digest = campaign.pledgeOf(organizer)
+    assert (index, status, held, late) == (0, LIVE, True, False)
+    # Pledge 0's digest covers its Pledged log's data and the sealed instructions.
+    [raw] = [log for log in receipt.logs if bytes(log["topics"][0]) == keccak(text=PLEDGED)]
+    assert bytes(digest) == keccak(keccak(bytes(raw["data"])) + keccak(config["instructions"]))[:20]
+    assert campaign.relayTag() == bytes(12)
+    assert campaign.lateJoiners() == KNOWN
     assert campaign.balance == DEPOSIT
 
 
@@ -187,6 +197,20 @@ def test_pledge_records_and_counts(campaign, pledger, make_pledge):
     assert campaign.pledgeCount() == 2
     assert campaign.pledgeOf(pledger)[:2] == (1, LIVE)
     assert not campaign.ThresholdReached.from_receipt(receipt)
+
+
+def test_digest_is_the_hash_of_the_pledged_log(campaign, pledger):
+    """Storage binds each pledge to its log: a keeper recomputes the digest from the log its node
+    returned, so a node that alters, forges or swaps a Pledged log is caught."""
+    env, mk = envelope(377), member_key()
+    receipt = campaign.pledge(env, mk, sender=pledger)
+    [raw] = [log for log in receipt.logs if bytes(log["topics"][0]) == keccak(text=PLEDGED)]
+    data = bytes(raw["data"])
+    # The data is exactly the ABI encoding of (memberKey, envelope, count).
+    from eth_abi import encode
+
+    assert data == encode(["bytes", "bytes", "uint256"], [mk, env, 2])
+    assert bytes(campaign.pledgeOf(pledger)[4]) == keccak(data)[:20]
 
 
 @pytest.mark.parametrize("extra", [-1, 0, 1], ids=["N-1", "N", "N+1"])
@@ -500,3 +524,120 @@ def test_keeper_address_follows_from_public_key(keeper_keys):
 def test_pledge_of_unknown_address(campaign, stranger):
     assert campaign.pledgeOf(stranger)[:3] == (0, NONE, False)
     assert campaign.scope() == MEMBERS
+
+
+# ─── Format v2 configuration: relay, note, instructions, deployment block ────────────
+
+
+def test_factory_records_its_deployment_block(project, deployer, forwarder, chain):
+    factory = deployer.deploy(project.CampaignFactory, forwarder.address)
+    receipt = chain.provider.get_receipt(factory.txn_hash)
+    assert factory.deployedAt() == receipt.block_number
+    assert factory.trustedForwarder() == forwarder.address
+
+
+def test_relay_key_is_stored_as_a_tag(make_campaign):
+    relay = b"\x03" + secrets.token_bytes(32)
+    campaign = make_campaign(relay=relay, relayNote=b"\x04" * 200)
+    assert campaign.relayTag() == keccak(relay)[:12]
+
+
+@pytest.mark.parametrize(
+    "relay", [b"\x02" * 32, b"\x02" * 34, b"\x04" + b"\x01" * 32, b"\x00" * 33], ids=["32", "34", "04", "00"]
+)
+def test_create_refuses_malformed_relay_key(make_campaign, factory, project, relay):
+    impl = project.Campaign.at(factory.implementation())
+    with reverts_exactly(impl, "CampaignInvalidRelayKey"):
+        make_campaign(relay=relay)
+
+
+def test_create_refuses_a_relay_note_without_relay_or_too_long(make_campaign, factory, project):
+    impl = project.Campaign.at(factory.implementation())
+    with reverts_exactly(impl, "CampaignInvalidRelayNote", length=10, max=1024):
+        make_campaign(relayNote=b"\x01" * 10)
+    with reverts_exactly(impl, "CampaignInvalidRelayNote", length=1025, max=1024):
+        make_campaign(relay=b"\x02" + secrets.token_bytes(32), relayNote=b"\x01" * 1025)
+    assert make_campaign(relay=b"\x02" + secrets.token_bytes(32), relayNote=b"\x01" * 1024).state() == OPEN
+
+
+@pytest.mark.parametrize("size,ok", [(0, True), (24_576, True), (24_577, False)])
+def test_instructions_size_bounds(make_campaign, factory, project, size, ok):
+    impl = project.Campaign.at(factory.implementation())
+    if ok:
+        assert make_campaign(instructions=b"\x01" * size).state() == OPEN
+    else:
+        with reverts_exactly(impl, "CampaignInvalidInstructions", length=size, max=24_576):
+            make_campaign(instructions=b"\x01" * size)
+
+
+# ─── Late joiners (pledges after the reveal) ─────────────────────────────────────────
+
+
+def _revealed(make_campaign: Any, make_pledge: Any, pledgers: list[Any], **config: Any) -> Any:
+    campaign = make_campaign(threshold=2, **config)
+    make_pledge(campaign, pledgers[0])
+    assert campaign.state() == REVEALED
+    return campaign
+
+
+def test_known_policy_takes_late_pledges_and_marks_them(make_campaign, make_pledge, pledgers):
+    campaign = _revealed(make_campaign, make_pledge, pledgers, lateJoiners=KNOWN)
+    make_pledge(campaign, pledgers[1])
+    assert campaign.pledgeOf(pledgers[0])[3] is False  # the crossing pledge is not late
+    assert campaign.pledgeOf(pledgers[1])[:4] == (2, LIVE, False, True)
+    assert campaign.pledgeCount() == 3
+
+
+def test_closed_policy_refuses_pledges_after_the_reveal(make_campaign, make_pledge, pledgers):
+    campaign = _revealed(make_campaign, make_pledge, pledgers, lateJoiners=CLOSED)
+    with reverts_exactly(campaign, "CampaignClosedToLateJoiners"):
+        make_pledge(campaign, pledgers[1])
+    assert campaign.pledgeCount() == 2
+
+
+def test_closed_policy_still_takes_pledges_before_the_reveal(make_campaign, make_pledge, pledgers):
+    campaign = make_campaign(threshold=3, lateJoiners=CLOSED)
+    make_pledge(campaign, pledgers[0])
+    make_pledge(campaign, pledgers[1])  # the crossing pledge
+    assert campaign.state() == REVEALED
+
+
+@pytest.mark.parametrize("offset", [-1, 0], ids=["deadline-1s", "deadline"])
+def test_roster_policy_locks_a_late_deposit_until_the_deadline(make_campaign, make_pledge, pledgers, chain, offset):
+    """A `roster` late joiner cannot pledge and take its deposit back at once: the roster is never
+    cheaper than the deposit locked until the deadline (no beneficiary)."""
+    campaign = _revealed(make_campaign, make_pledge, pledgers, lateJoiners=ROSTER, deposit=DEPOSIT)
+    make_pledge(campaign, pledgers[1])
+    assert campaign.refundableOf(pledgers[1]) == 0
+    with reverts_exactly(campaign, "CampaignNothingToRefund", caller=pledgers[1].address):
+        campaign.refund(sender=pledgers[1])
+    assert campaign.refundableOf(pledgers[0]) == DEPOSIT  # a member before the reveal is not locked
+    chain.pending_timestamp = campaign.deadline() + offset
+    chain.mine()
+    assert campaign.refundableOf(pledgers[1]) == (DEPOSIT if offset == 0 else 0)
+
+
+def test_known_policy_refunds_a_late_deposit_at_once(make_campaign, make_pledge, pledgers):
+    campaign = _revealed(make_campaign, make_pledge, pledgers, lateJoiners=KNOWN, deposit=DEPOSIT)
+    make_pledge(campaign, pledgers[1])
+    assert campaign.refundableOf(pledgers[1]) == DEPOSIT
+
+
+def test_flash_pledge_and_refund_is_refused_under_the_roster_policy(make_campaign, make_pledge, pledgers, project):
+    """The attack of the outside review: a contract pledges junk and refunds in one transaction to
+    be granted the roster for gas only. Under `roster` the refund is locked; the batch reverts."""
+    campaign = _revealed(make_campaign, make_pledge, pledgers, lateJoiners=ROSTER, deposit=DEPOSIT)
+    attacker = pledgers[2].deploy(project.FlashPledger, value=DEPOSIT)
+    calls = [
+        (campaign.address, campaign.pledge.as_transaction(envelope(), member_key()).data, DEPOSIT),
+        (campaign.address, campaign.refund.as_transaction().data, 0),
+    ]
+    with reverts_exactly(attacker, "FlashPledgerCallFailed", index=1, reason=_error(campaign, attacker)):
+        attacker.batch(*map(list, zip(*calls, strict=True)), sender=pledgers[2])
+    assert campaign.pledgeCount() == 2
+
+
+def _error(campaign: Any, attacker: Any) -> bytes:
+    from conftest import encode_error
+
+    return encode_error(campaign, "CampaignNothingToRefund", caller=attacker.address)

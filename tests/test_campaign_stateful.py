@@ -1,13 +1,18 @@
 """Stateful property test: one campaign driven by random actions, against a Python model.
 
 Each hypothesis example is a fresh campaign (the chain is snapshotted before it and
-restored after it), with a nonzero deposit, a threshold of 2 to 5, and a beneficiary or
-none. The actions: pledge (right or wrong deposit, by the creator, a live, idle or
-withdrawn pledger), withdraw, leave and return (withdraw, maybe refund, pledge again),
-cancel (creator or stranger), refund, claimDeposits, keeper release (keeper, wrong index,
-non-keeper, wrong keeper set, no data) and time travel (seconds, days, landing on
-deadline - 2 .. deadline + 2, a pledge racing the deadline). The model predicts every
-transaction's outcome: success, or the exact custom error with its arguments.
+restored after it), with a nonzero deposit, a threshold of 2 to 5, a beneficiary or
+none, and a late-joiner policy (known, roster, closed). The actions: pledge (right or wrong
+deposit, by the creator, a live, idle or withdrawn pledger), withdraw, leave and return
+(withdraw, maybe refund, pledge again), cancel (creator or stranger), refund, claimDeposits,
+keeper release (keeper, wrong index, non-keeper, wrong keeper set, no data), time travel
+(seconds, days, landing on deadline - 2 .. deadline + 2, a pledge racing the deadline), and
+relayed calls (ERC-2771): pledge, withdraw, refund and cancel signed by a key (mostly one
+that holds no ether) and carried by a relayer that pays the gas and sponsors the deposit,
+and replays of used requests (run, or whose nonce moved on; expired ones too). The model
+predicts every transaction's outcome: success, or the exact custom error with its arguments
+(for a relayed call: the forwarder's own error, or the campaign's error inside the
+forwarder's FailedCall, checked by calling the campaign as the forwarder).
 
 After every step, against the chain:
 - live count == live pledges in the model == `pledgeCount()`; `state()` == the model's;
@@ -15,8 +20,14 @@ After every step, against the chain:
   count to the threshold before the deadline (`ThresholdReached` in that receipt only);
 - after expiry or cancel nothing more is accepted (count and pledges frozen);
 - the campaign's balance == the deposits it owes == ledger in - ledger out;
-- every account's balance == its start - its gas - deposits paid in + payments out, and no
-  account takes out more than it put in (the beneficiary: more than the live deposits).
+- every account's balance == its start - its gas - deposits it paid + payments out, and no
+  account takes out more than was paid in for it (the beneficiary: more than the live
+  deposits); a signing key pays nothing, ever: the relayer pays the gas and the deposits it
+  sponsors, and a refund goes to the signer;
+- each pledger's `pledgeOf` (index, status, deposit held, late, digest: keccak256 of its
+  `Pledged` log's data) is the model's; a relayed pledge's pledger is its signer;
+- a request runs once: a replay never succeeds, so a withdrawn pledger's signed pledge
+  never lives again (P4).
 
 Scripted runs at the end drive the same model and invariants down fixed paths, every time.
 
@@ -30,15 +41,30 @@ import ast
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import ape
 import pytest
-from conftest import CANCELLED, DAY, EXPIRED, LIVE, NONE, OPEN, REVEALED, WITHDRAWN, member_key
+from conftest import (
+    CANCELLED,
+    CLOSED,
+    DAY,
+    EXPIRED,
+    KNOWN,
+    LIVE,
+    NONE,
+    OPEN,
+    REVEALED,
+    ROSTER,
+    WITHDRAWN,
+    member_key,
+    pledge_digest,
+)
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
@@ -52,14 +78,21 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from spartacus.forwarding import ForwardRequest
+
 MAX_EXAMPLES = int(os.environ.get("SPARTACUS_STATEFUL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("SPARTACUS_STATEFUL_STEPS", "25"))
 MAX_RELEASE = 32_768
 ZERO = "0x" + "00" * 20
 DEPOSITS = [1, 10**15, 10**18]  # 1 wei: "one wei under" is then no deposit at all
 ENVELOPE = b"\x01" + b"\x5a" * 31  # small: the contract never parses it
-DIGEST = keccak(ENVELOPE)[:20]
 STATE_NAMES = ["Open", "Revealed", "Expired", "Cancelled"]
+EXECUTE = "execute((address,address,uint256,uint256,uint48,bytes,bytes))"
+REQUEST_GAS = 500_000  # what each relayed request lets its call use
+REQUEST_TTL = 2 * DAY  # how long a signed request stays valid: time travel expires some
+
+# The forwarder is funded by a self-destruct (see `machine_env`), which py-evm warns about.
+pytestmark = pytest.mark.filterwarnings("ignore:SELFDESTRUCT opcode:DeprecationWarning")
 
 # How often each outcome occurred, over the whole run (printed at the end; some asserted).
 OUTCOMES: Counter[str] = Counter()
@@ -137,6 +170,14 @@ class FastChain:
             return Sent(receipt, _revert_bytes(err), fee)
         raise AssertionError(f"{tx} failed, but its replay did not")
 
+    def revert_of(self, sender: str, to: str, data: bytes, value: int = 0) -> bytes | None:
+        """The revert data of a call, None if it succeeds (for a relayed call's inner error)."""
+        try:
+            self.tester.call({"from": sender, "to": to, "data": "0x" + data.hex(), "value": value}, "latest")
+        except TransactionFailed as err:
+            return _revert_bytes(err)
+        return None
+
     def call(self, sender: str, to: str, data: bytes) -> bytes:
         # EthTester checks that `from` could pay for the call's gas: pass a funded account.
         return HexBytes(self.tester.call({"from": sender, "to": to, "data": "0x" + data.hex()}, "latest"))
@@ -196,6 +237,8 @@ class PledgeModel:
     index: int = 0
     status: int = NONE
     held: bool = False
+    late: bool = False  # made after the reveal
+    digest: bytes = bytes(20)  # keccak256 of its Pledged log's data (pledge 0: with the instructions)
 
 
 @dataclass
@@ -205,14 +248,16 @@ class Model:
     threshold: int
     deposit: int
     deadline: int
+    late_joiners: int = KNOWN
     stored: int = OPEN  # Open, Revealed or Cancelled; Expired is derived, as in the contract
     count: int = 0
     next_index: int = 0
     claimed: int = 0  # live pledges whose deposit the beneficiary took
     reveal_block: int = 0
     pledges: dict[str, PledgeModel] = field(default_factory=dict)
-    paid_in: Counter[str] = field(default_factory=Counter)  # deposits sent to the campaign
+    paid_in: Counter[str] = field(default_factory=Counter)  # deposits paid in for each pledger
     paid_out: Counter[str] = field(default_factory=Counter)  # wei the campaign sent back
+    nonces: Counter[str] = field(default_factory=Counter)  # the forwarder's nonce of each signer
 
     def pledge_of(self, who: str) -> PledgeModel:
         return self.pledges.setdefault(who, PledgeModel())
@@ -232,8 +277,11 @@ class Model:
         if p.status == WITHDRAWN:
             return self.deposit
         s = self.state(t)
-        if s in (EXPIRED, CANCELLED) or (s == REVEALED and self.beneficiary == ZERO):
+        if s in (EXPIRED, CANCELLED):
             return self.deposit
+        if s == REVEALED and self.beneficiary == ZERO:
+            # A late joiner that got the roster keeps its deposit locked until the deadline.
+            return 0 if p.late and self.late_joiners == ROSTER and t < self.deadline else self.deposit
         return 0  # Open: withdraw first; Revealed with a beneficiary: forfeit
 
     def claimable(self) -> int:
@@ -250,6 +298,14 @@ Expect = tuple[str, dict[str, Any]] | None
 
 
 @dataclass
+class Signed:
+    """A relayed request the machine signed, and whether it ran."""
+
+    request: ForwardRequest
+    ran: bool = False
+
+
+@dataclass
 class Env:
     """The pytest fixtures the machine needs (hypothesis builds the machine itself)."""
 
@@ -262,6 +318,8 @@ class Env:
     make_config: Callable[..., dict[str, Any]]
     project: Any
     fast: FastChain
+    forwarder: Any
+    relayer: Any  # carries every relayed request, pays its gas and the deposits it sponsors
 
 
 class CampaignMachine(RuleBasedStateMachine):
@@ -276,9 +334,21 @@ class CampaignMachine(RuleBasedStateMachine):
         self.stranger = e.stranger.address
         self.beneficiary = e.beneficiary.address
         self.keeper_set = [k.address for k in e.keepers]
-        self.tracked = [*self.pool, self.stranger, self.beneficiary, *self.keeper_set]
+        self.relayer = e.relayer.address
+        self.forwarder = e.forwarder.address
+        # Keys that sign relayed requests: three that never held ether, and the pooled accounts'.
+        walletless = [Account.create() for _ in range(3)]
+        self.walletless = [k.address for k in walletless]
+        self.keys = {k.address: bytes(k.key) for k in walletless}
+        self.keys |= {a.address: bytes.fromhex(a.private_key[2:]) for a in (e.organizer, *e.pledgers[:4], e.stranger)}
+        self.signers = [*self.walletless, *self.pool[1:]]  # who signs relayed pledges, withdrawals, refunds
+        self.tracked = [*self.pool, self.stranger, self.beneficiary, *self.keeper_set, self.relayer, *self.walletless]
         self.start = {a: self.fast.balance(a) for a in self.tracked}
         self.fees: Counter[str] = Counter()
+        self.spent: Counter[str] = Counter()  # deposits each account paid out of its own balance
+        self.signed: list[Signed] = []
+        self.relay_next = False  # the next transaction goes through the forwarder
+        self.payer = ""  # who paid the value of the last successful transaction
         self.frozen: tuple[Any, ...] | None = None
         self.revealed = False
         self.mined = self.changed = True  # transactions since the last check: any, successful
@@ -298,25 +368,33 @@ class CampaignMachine(RuleBasedStateMachine):
         # A spread, not st.integers: that draws mostly a few minutes, and most campaigns
         # would expire before anything interesting happened.
         duration=st.sampled_from([120, 3600, DAY, 7 * DAY, 30 * DAY]),
+        late=st.sampled_from([KNOWN, KNOWN, ROSTER, CLOSED]),
     )
-    def create(self, threshold: int, deposit: int, with_beneficiary: bool, duration: int) -> None:
+    def create(self, threshold: int, deposit: int, with_beneficiary: bool, duration: int, late: int = KNOWN) -> None:
         e = self.env
         beneficiary = self.beneficiary if with_beneficiary else ZERO
         t0 = self.fast.timestamp("pending")
-        config = e.make_config(threshold=threshold, deposit=deposit, beneficiary=beneficiary, deadline=t0 + duration)
-        receipt = e.factory.createCampaign(
-            config, os.urandom(32), ENVELOPE, member_key(), sender=e.organizer, value=deposit
+        config = e.make_config(
+            threshold=threshold, deposit=deposit, beneficiary=beneficiary, deadline=t0 + duration, lateJoiners=late
         )
+        mk = member_key()
+        receipt = e.factory.createCampaign(config, os.urandom(32), ENVELOPE, mk, sender=e.organizer, value=deposit)
         self.fees[e.organizer.address] += receipt.total_fees_paid
         [created] = e.factory.CampaignCreated.from_receipt(receipt)
         self.c = e.project.Campaign.at(created.campaign)
-        self.m = Model(self.pool[0], beneficiary, threshold, deposit, t0 + duration)
-        self._record_pledge(self.pool[0], deposit)
+        self.m = Model(self.pool[0], beneficiary, threshold, deposit, t0 + duration, late)
+        self.instructions_hash = keccak(config["instructions"])
+        self.payer = self.pool[0]
+        self._record_pledge(self.pool[0], deposit, mk)
 
     # ─── Transactions ───────────────────────────────────────────────────────────────
 
     def _send(self, label: str, sender: str, data: bytes, value: int = 0, *, expect: Expect) -> dict | None:
-        """Sends one transaction; checks it succeeded or failed exactly as predicted."""
+        """Sends one transaction (directly, or signed by `sender` and relayed if `relay_next` is set);
+        checks it succeeded or failed exactly as predicted."""
+        if self.relay_next:
+            self.relay_next = False
+            return self._relay(label, sender, data, value, expect)
         outcome = f"{label}: {expect[0] if expect else 'ok'}"
         OUTCOMES[outcome] += 1
         self.log.append(outcome)
@@ -331,6 +409,71 @@ class CampaignMachine(RuleBasedStateMachine):
             return None
         assert expect is None, f"{label} by {sender} succeeded, expected {expect}"
         self.changed = True
+        self.payer = sender
+        return sent.receipt
+
+    # ─── Relayed calls ──────────────────────────────────────────────────────────────
+
+    def _sign(self, signer: str, data: bytes, value: int) -> Signed:
+        request = ForwardRequest(
+            sender=signer,
+            to=self.c.address,
+            value=value,
+            gas=REQUEST_GAS,
+            nonce=self.m.nonces[signer],
+            deadline=self.fast.timestamp("pending") + REQUEST_TTL,
+            data=data,
+        ).sign(self.keys[signer], self.fast.chain_id, self.forwarder)
+        signed = Signed(request)
+        self.signed.append(signed)
+        return signed
+
+    def _relay(self, label: str, signer: str, data: bytes, value: int, expect: Expect) -> dict | None:
+        """A request signed by `signer`, carried by the relayer (who pays the gas and the value)."""
+        return self._execute(f"relayed {label}", self._sign(signer, data, value), expect)
+
+    def _forwarder_refusal(self, request: ForwardRequest) -> Expect:
+        """The forwarder's own refusal of `request` now, before it calls anything; None if it calls."""
+        if request.deadline < self.fast.timestamp("pending"):
+            return ("ERC2771ForwarderExpiredRequest", {"deadline": request.deadline})
+        nonce = self.m.nonces[request.sender]
+        if request.nonce != nonce:  # it recovers another signer under the nonce in its storage
+            signable = encode_typed_data(
+                full_message=replace(request, nonce=nonce).typed_data(self.fast.chain_id, self.forwarder)
+            )
+            recovered = Account.recover_message(signable, signature=request.signature)
+            return ("ERC2771ForwarderInvalidSigner", {"signer": recovered, "from": request.sender})
+        return None
+
+    def _execute(self, label: str, signed: Signed, expect: Expect) -> dict | None:
+        """Carries `signed` to `Forwarder.execute`; `expect` is the campaign's predicted refusal."""
+        request = signed.request
+        refusal = self._forwarder_refusal(request)
+        outcome = f"{label}: {(refusal or expect or ('ok',))[0]}"
+        OUTCOMES[outcome] += 1
+        self.log.append(outcome)
+        data = _selector(EXECUTE) + abi_encode([EXECUTE[8:-1]], [request.execute_args()])
+        sent = self.fast.send(self.relayer, self.forwarder, data, request.value)
+        self.fees[self.relayer] += sent.fee
+        self.mined = True
+        if refusal is not None:
+            assert sent.revert == encode_error(self.env.forwarder, *refusal), f"{label}: expected {refusal}"
+            return None
+        if expect is not None:
+            # The forwarder says only FailedCall(): the campaign's own error is that of the same
+            # call made as the forwarder makes it (data ‖ signer, from the forwarder).
+            assert sent.revert == encode_error(self.env.forwarder, "FailedCall", {}), f"{label}: expected {expect}"
+            inner = request.data + bytes.fromhex(request.sender[2:])
+            revert = self.fast.revert_of(self.forwarder, self.c.address, inner, request.value)
+            assert revert == encode_error(self.c, *expect), f"{label}: expected {expect}, got {revert!r}"
+            return None
+        assert sent.revert is None, f"{label} by {request.sender} reverted unexpectedly: {sent.revert.hex()}"
+        [executed] = decode_events(self.env.forwarder, "ExecutedForwardRequest", sent.receipt)
+        assert (executed["signer"], executed["nonce"], executed["success"]) == (request.sender, request.nonce, True)
+        self.m.nonces[request.sender] += 1
+        signed.ran = True
+        self.changed = True
+        self.payer = self.relayer
         return sent.receipt
 
     def _view(self, signature: str, out: list[str], *args: Any) -> Any:
@@ -341,21 +484,29 @@ class CampaignMachine(RuleBasedStateMachine):
 
     def _check_pledger(self, who: str) -> None:
         p = self.m.pledge_of(who)
-        index, status, held, digest = self._view("pledgeOf(address)", ["uint256", "uint8", "bool", "bytes20"], who)
+        index, status, held, late, digest = self._view(
+            "pledgeOf(address)", ["uint256", "uint8", "bool", "bool", "bytes20"], who
+        )
         assert (status, held) == (p.status, p.held), who
         if p.status != NONE:
-            assert (index, digest) == (p.index, DIGEST), who
+            assert (index, late, digest) == (p.index, p.late, p.digest), who
         refundable = self._view("refundableOf(address)", ["uint256"], who)[0]
         assert refundable == self.m.refundable(who, self.fast.timestamp("latest")), who
 
-    def _record_pledge(self, who: str, value: int, receipt: dict | None = None, t: int = 0) -> None:
+    def _record_pledge(self, who: str, value: int, mk: bytes, receipt: dict | None = None, t: int = 0) -> None:
         m = self.m
         p = m.pledge_of(who)
         reveals = m.stored == OPEN and m.count + 1 >= m.threshold
-        p.index, p.status, p.held = m.next_index, LIVE, True
+        p.index, p.status, p.held, p.late = m.next_index, LIVE, True, m.stored == REVEALED
+        p.digest = pledge_digest(mk, ENVELOPE, m.count + 1)
+        if p.index == 0:  # the creator's record: its digest covers the sealed instructions too
+            p.digest = keccak(
+                keccak(abi_encode(["bytes", "bytes", "uint256"], [mk, ENVELOPE, 1])) + self.instructions_hash
+            )[:20]
         m.next_index += 1
         m.count += 1
         m.paid_in[who] += value
+        self.spent[self.payer] += value  # the relayer, for a sponsored deposit
         if reveals:
             assert m.count == m.threshold  # the first time the live count reaches N
             assert receipt is None or t < m.deadline  # and before the deadline
@@ -429,6 +580,8 @@ class CampaignMachine(RuleBasedStateMachine):
         expect: Expect = None
         if s not in (OPEN, REVEALED):
             expect = ("CampaignWrongState", {"state": s})
+        elif s == REVEALED and m.late_joiners == CLOSED:
+            expect = ("CampaignClosedToLateJoiners", {})
         elif p.status == LIVE:
             expect = ("CampaignAlreadyPledged", {"pledger": who, "index": p.index})
         elif value != required:
@@ -436,11 +589,12 @@ class CampaignMachine(RuleBasedStateMachine):
         if p.status == WITHDRAWN and s in (OPEN, REVEALED):
             OUTCOMES[f"pledge again, deposit {'held' if p.held else 'refunded'}: {expect[0] if expect else 'ok'}"] += 1
             OUTCOMES[f"pledge again, deposit {'held' if p.held else 'refunded'}"] += 1
-        data = calldata("pledge(bytes,bytes)", ENVELOPE, member_key())
+        mk = member_key()
+        data = calldata("pledge(bytes,bytes)", ENVELOPE, mk)
         receipt = self._send(f"pledge {STATE_NAMES[s]}", who, data, value, expect=expect)
         if receipt is not None:
             assert s in (OPEN, REVEALED), "a pledge was accepted after expiry or cancel"
-            self._record_pledge(who, value, receipt, t)
+            self._record_pledge(who, value, mk, receipt, t)
             self._check_pledger(who)
 
     @rule(who=st.integers(0, 5), live=st.sampled_from([True, True, True, False]))
@@ -495,8 +649,10 @@ class CampaignMachine(RuleBasedStateMachine):
     @rule(by_creator=st.sampled_from([True, False, False, False]))
     def cancel(self, by_creator: bool) -> None:
         """The creator one time in four (a cancel ends most of an example's interest)."""
+        self._cancel(self.m.creator if by_creator else self.stranger)
+
+    def _cancel(self, actor: str) -> None:
         m = self.m
-        actor = m.creator if by_creator else self.stranger
         s = m.state(self.fast.timestamp("pending"))
         expect: Expect = None
         if actor != m.creator:
@@ -559,6 +715,81 @@ class CampaignMachine(RuleBasedStateMachine):
             [event] = decode_events(self.c, "Released", receipt)
             assert (event["keeperIndex"], event["keeper"], event["data"]) == (index, actor, data)
 
+    # ─── Relayed: signed by a key, carried and paid for by the relayer ─────────────
+
+    @rule(who=st.integers(0, 7), deposit=st.sampled_from(["right", "right", "right", "none", "wei over"]))
+    def relayed_pledge(self, who: int, deposit: str) -> None:
+        """A key pledges through the relayer, which sponsors the deposit: mostly an idle key that
+        holds no ether; a pooled account's key too (its pledger is the key's address either way)."""
+        idle = [a for a in self.signers if self.m.pledge_of(a).status != LIVE] or self.signers
+        self.relay_next = True
+        self._pledge(idle[who % len(idle)], deposit)
+
+    @rule(who=st.integers(0, 7), live=st.sampled_from([True, True, True, False]))
+    def relayed_withdraw(self, who: int, live: bool) -> None:
+        """Mostly a live relayed pledger; else the creator, an idle key, anyone."""
+        candidates = [a for a in self.signers if self.m.pledge_of(a).status == LIVE] if live else []
+        candidates = candidates or [*self.signers, self.pool[0]]
+        self.relay_next = True
+        self._withdraw(candidates[who % len(candidates)])
+
+    @rule(who=st.integers(0, 7), due=st.sampled_from([True, True, True, False]))
+    def relayed_refund(self, who: int, due: bool) -> None:
+        """A refund carried by the relayer: the deposit goes to the signer, never to the relayer."""
+        t = self.fast.timestamp("pending")
+        anyone = [*self.signers, self.pool[0]]
+        candidates = [a for a in anyone if self.m.refundable(a, t)] if due else []
+        candidates = candidates or anyone
+        self.relay_next = True
+        self._refund(candidates[who % len(candidates)])
+
+    @rule(by_creator=st.sampled_from([True, False, False, False]), who=st.integers(0, 2))
+    def relayed_cancel(self, by_creator: bool, who: int) -> None:
+        """The creator's key, or a key that holds no ether, cancels through the relayer."""
+        self.relay_next = True
+        self._cancel(self.m.creator if by_creator else self.walletless[who])
+
+    @rule(who=st.integers(0, 2))
+    def relayed_leave_and_replay(self, who: int) -> None:
+        """A key that holds no ether pledges through the relayer and withdraws; then its signed
+        pledge is replayed: it must not live again (P4). Three transactions, each predicted, as
+        one rule so that this path is not left to chance."""
+        key = self.walletless[who]
+        self.relay_next = True
+        self._pledge(key, "right")
+        self.relay_next = True
+        self._withdraw(key)
+        self.replay(0, withdrawn=True)
+
+    @rule(which=st.integers(0, 1000), withdrawn=st.booleans())
+    def replay(self, which: int, withdrawn: bool = False) -> None:
+        """Any relayer replays a used request (one that ran, or whose nonce moved on, or that
+        expired): never accepted, so a withdrawn pledger's pledge never lives again (P4). Half
+        the time, a withdrawn pledger's own pledge if there is one."""
+        t = self.fast.timestamp("pending")
+        used = [
+            s
+            for s in self.signed
+            if s.ran or s.request.nonce < self.m.nonces[s.request.sender] or s.request.deadline < t
+        ]
+        pledge = _selector("pledge(bytes,bytes)")
+        theirs = [
+            s
+            for s in used
+            if s.ran and s.request.data[:4] == pledge and self.m.pledge_of(s.request.sender).status == WITHDRAWN
+        ]
+        used = theirs if withdrawn and theirs else used
+        if not used:
+            return
+        signed = used[which % len(used)]
+        refusal = self._forwarder_refusal(signed.request)
+        assert refusal is not None, "a used request would run again"
+        before = self.m.pledge_of(signed.request.sender).status
+        assert self._execute("replay", signed, None) is None
+        if signed.request.data[:4] == pledge and before == WITHDRAWN:
+            OUTCOMES["replay of a withdrawn pledger's pledge"] += 1
+        self._check_pledger(signed.request.sender)
+
     # ─── Time ───────────────────────────────────────────────────────────────────────
 
     @rule(
@@ -620,21 +851,24 @@ class CampaignMachine(RuleBasedStateMachine):
         m = self.m
         assert sum(m.paid_in.values()) - sum(m.paid_out.values()) == m.owed() >= 0
         assert m.claimed <= m.count
+        assert sum(self.spent.values()) == sum(m.paid_in.values())
         if self.mined:  # balances move only with a transaction (a reverted one pays gas)
             assert self.fast.balance(self.c.address) == m.owed()
             for a in self.tracked:
-                assert self.fast.balance(a) == self.start[a] - self.fees[a] - m.paid_in[a] + m.paid_out[a], a
+                assert self.fast.balance(a) == self.start[a] - self.fees[a] - self.spent[a] + m.paid_out[a], a
+            for a in self.walletless:  # a signing key pays nothing, ever: it holds only its refunds
+                assert self.fees[a] == self.spent[a] == 0 and self.fast.balance(a) == m.paid_out[a], a
         for a in self.tracked:
-            # Nobody takes out more than it put in; the beneficiary only the live deposits.
+            # Nobody takes out more than was paid in for it; the beneficiary only the live deposits.
             forfeited = m.claimed * m.deposit if a == m.beneficiary else 0
             assert m.paid_out[a] <= m.paid_in[a] + forfeited, a
         self.mined = self.changed = False
 
-    @rule(who=st.sampled_from(range(7)))
+    @rule(who=st.sampled_from(range(10)))
     def audit(self, who: int) -> None:
         """pledgeOf and refundableOf of any account: the clock, a cancel or the reveal change
         what others are owed (the actor of each transaction is checked right after it)."""
-        self._check_pledger([*self.pool, self.stranger, self.beneficiary][who])
+        self._check_pledger([*self.pool, self.stranger, self.beneficiary, *self.walletless][who])
 
 
 # Outcomes every 200-example run reaches many times over (the rules are built for them);
@@ -648,6 +882,11 @@ MUST_REACH = [
     "pledge Expired: CampaignWrongState",
     "withdraw Open: ok",
     "refund: ok",
+    "relayed pledge Open: ok",
+    "relayed withdraw Open: ok",
+    "relayed refund: ok",
+    "replay: ERC2771ForwarderInvalidSigner",
+    "replay of a withdrawn pledger's pledge",
 ]
 
 
@@ -662,11 +901,37 @@ def machine_env(
     keeper_keys: list[Any],
     make_config: Callable[..., dict[str, Any]],
     project: Any,
+    forwarder: Any,
+    deployer: Any,
 ) -> Env:
     fast = FastChain()
     for account, key in zip(keeper_accounts, keeper_keys, strict=True):
         fast.add_key(account.address, key.to_hex())
-    env = Env(factory, organizer, pledgers, stranger, beneficiary, keeper_accounts, make_config, project, fast)
+    code = bytes(HexBytes(project.ForceSender.contract_type.deployment_bytecode.bytecode))
+    # EthTester's eth_call wants its sender funded: the forwarder gets ether the only way a
+    # contract without `receive` can (a self-destruct), to call the campaign as the forwarder does.
+    fast.tester.send_transaction(
+        {
+            "from": deployer.address,
+            "data": "0x" + (code + abi_encode(["address"], [forwarder.address])).hex(),
+            "value": 10**20,
+            "gas": 1_000_000,
+        }
+    )
+    relayer = pledgers[5]
+    env = Env(
+        factory,
+        organizer,
+        pledgers,
+        stranger,
+        beneficiary,
+        keeper_accounts,
+        make_config,
+        project,
+        fast,
+        forwarder,
+        relayer,
+    )
     CampaignMachine.env = env
     return env
 
@@ -806,6 +1071,69 @@ SCRIPTS: dict[str, tuple[dict[str, Any], list[Step]]] = {
             ("refund", {"who": 2, "due": True}, ["refund" + OK]),
             ("refund", {"who": 0, "due": True}, ["refund: CampaignNothingToRefund"]),
             ("audit", {"who": 0}, []),
+        ],
+    ),
+}
+
+
+RELAYED, REPLAYED = "relayed ", "replay: ERC2771Forwarder"
+SCRIPTS |= {
+    "keys that hold no ether pledge through a relayer; replays never run": (
+        {"threshold": 4, "deposit": 10**15, "with_beneficiary": False, "duration": DAY},
+        [
+            ("relayed_pledge", {"who": 0, "deposit": "right"}, [RELAYED + "pledge Open" + OK]),  # key 0
+            ("replay", {"which": 0}, [REPLAYED + "InvalidSigner"]),  # by the same relayer, once it ran
+            ("relayed_pledge", {"who": 0, "deposit": "none"}, [RELAYED + "pledge Open: CampaignWrongDeposit"]),
+            ("relayed_pledge", {"who": 0, "deposit": "right"}, [RELAYED + "pledge Open" + OK]),  # key 1
+            ("relayed_withdraw", {"who": 0, "live": True}, [RELAYED + "withdraw Open" + OK]),  # key 0
+            ("replay", {"which": 0}, [REPLAYED + "InvalidSigner"]),  # key 0's pledge: never live again (P4)
+            ("replay", {"which": 1}, [REPLAYED + "InvalidSigner"]),  # key 1's refused one: its nonce moved on
+            ("relayed_refund", {"who": 0, "due": True}, [RELAYED + "refund" + OK]),  # the sponsored deposit, to key 0
+            ("relayed_withdraw", {"who": 0, "live": False}, [RELAYED + "withdraw Open: CampaignNoLivePledge"]),
+            ("relayed_withdraw", {"who": 7, "live": False}, [RELAYED + "withdraw Open: CampaignCreatorCannotWithdraw"]),
+            ("relayed_cancel", {"by_creator": False, "who": 2}, [RELAYED + "cancel Open: CampaignNotCreator"]),
+            (
+                "relayed_pledge",
+                {"who": 0, "deposit": "right"},
+                [RELAYED + "pledge Open" + OK],
+            ),  # key 0 again, paid anew
+            (
+                "relayed_pledge",
+                {"who": 1, "deposit": "right"},
+                [RELAYED + "pledge Open" + OK, "reveal"],
+            ),  # a pooled key
+            ("relayed_withdraw", {"who": 0, "live": True}, [RELAYED + "withdraw Revealed" + STATE]),
+            ("relayed_refund", {"who": 0, "due": True}, [RELAYED + "refund" + OK]),
+            ("wait", {"kind": "days", "amount": 9, "offset": 0}, []),
+            ("replay", {"which": 0}, [REPLAYED + "ExpiredRequest"]),
+            ("relayed_cancel", {"by_creator": True, "who": 0}, [RELAYED + "cancel Revealed" + STATE]),
+            ("audit", {"who": 7}, []),
+            ("audit", {"who": 8}, []),
+        ],
+    ),
+    "late joiners with the roster: deposit locked until the deadline": (
+        {"threshold": 2, "deposit": 10**15, "with_beneficiary": False, "duration": DAY, "late": ROSTER},
+        [
+            ("advance", {"who": 0}, ["pledge Open" + OK, "reveal"]),
+            ("relayed_pledge", {"who": 0, "deposit": "right"}, [RELAYED + "pledge Revealed" + OK]),
+            ("relayed_refund", {"who": 0, "due": False}, [RELAYED + "refund: CampaignNothingToRefund"]),
+            ("refund", {"who": 1, "due": True}, ["refund" + OK]),  # an early member's is refundable
+            ("wait", {"kind": "deadline", "amount": 1, "offset": 0}, []),
+            ("relayed_refund", {"who": 0, "due": True}, [RELAYED + "refund" + OK]),
+            ("audit", {"who": 7}, []),
+        ],
+    ),
+    "closed to late joiners": (
+        {"threshold": 2, "deposit": 1, "with_beneficiary": True, "duration": DAY, "late": CLOSED},
+        [
+            ("advance", {"who": 0}, ["pledge Open" + OK, "reveal"]),
+            (
+                "relayed_pledge",
+                {"who": 0, "deposit": "right"},
+                [RELAYED + "pledge Revealed: CampaignClosedToLateJoiners"],
+            ),
+            ("pledge", {"who": 0, "idle": True, "deposit": "right"}, ["pledge Revealed: CampaignClosedToLateJoiners"]),
+            ("claim", {"who": "beneficiary"}, ["claimDeposits" + OK]),
         ],
     ),
 }

@@ -1,4 +1,5 @@
-"""Key files, public-key formats, addresses and ECIES wrapping (no chain)."""
+"""Key files (member keys version 2, naming their campaign and chain; keeper and relay keys
+version 1), public-key formats, addresses and ECIES wrapping (no chain)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ from spartacus.keys import (
     ECIES_OVERHEAD,
     KIND_KEEPER,
     KIND_MEMBER,
+    KIND_RELAY,
+    KeyKind,
     KeyPair,
+    MemberKey,
     address_of_public_key,
     compress_public_key,
     compressed_public_key,
     generate_key_file,
+    key_file_bytes,
     load_key_file,
+    parse_key_file,
     parse_public_key,
     public_key_64,
     unwrap,
@@ -39,52 +45,120 @@ def _mode(path: Path) -> int:
 
 # --------------------------------------------------------------------------- key files
 
+CAMPAIGN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+OTHER = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+CHAIN = 31337
 
-def test_generate_creates_0600_file_with_documented_content(tmp_path: Path) -> None:
+
+def member_file(path: Path, campaign: str = CAMPAIGN, chain_id: int = CHAIN) -> KeyPair:
+    return generate_key_file(path, KIND_MEMBER, campaign=campaign, chain_id=chain_id)
+
+
+def test_generate_creates_0600_member_file_with_documented_content(tmp_path: Path) -> None:
     path = tmp_path / "member.key"
     old = os.umask(0)  # even with a permissive umask the file is private
     try:
-        pair = generate_key_file(path, KIND_MEMBER)
+        pair = member_file(path, campaign=CAMPAIGN.lower())
     finally:
         os.umask(old)
     assert _mode(path) == 0o600
     raw = path.read_bytes()
-    assert raw.endswith(b"\n")
-    doc = json.loads(raw)
-    assert doc == {"version": 1, "kind": KIND_MEMBER, "private_key": "0x" + pair.secret_bytes().hex()}
-    assert load_key_file(path, KIND_MEMBER) == pair
-    assert load_key_file(path, KIND_MEMBER).secret_bytes() == pair.secret_bytes()
+    assert (
+        raw
+        == (
+            '{"version":2,"kind":"spartacus-member-key","chain_id":31337,'
+            f'"campaign":"{CAMPAIGN}","private_key":"0x{pair.secret_bytes().hex()}"}}\n'
+        ).encode()
+    )
+    assert raw == key_file_bytes(pair, KIND_MEMBER, campaign=CAMPAIGN, chain_id=CHAIN)
+    loaded = load_key_file(path, KIND_MEMBER, campaign=CAMPAIGN, chain_id=CHAIN)
+    assert isinstance(loaded, MemberKey) and loaded.public_key == pair.public_key
+    assert (loaded.campaign, loaded.chain_id) == (CAMPAIGN, CHAIN)  # checksummed, whatever was given
+    assert loaded.secret_bytes() == pair.secret_bytes()
+    # without the campaign to check against, it still loads (and says which campaign it is for)
+    assert load_key_file(path, KIND_MEMBER).campaign == CAMPAIGN  # type: ignore[attr-defined]
 
 
-def test_keeper_kind_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "keeper.key"
-    pair = generate_key_file(path, KIND_KEEPER)
-    assert load_key_file(path, KIND_KEEPER).public_key == pair.public_key
+def test_a_member_key_file_names_its_campaign_and_chain() -> None:
+    pair = KeyPair.generate()
+    for kwargs in ({}, {"campaign": CAMPAIGN}, {"chain_id": CHAIN}):
+        with pytest.raises(InputError, match="names its campaign and chain: pass campaign= and chain_id="):
+            key_file_bytes(pair, KIND_MEMBER, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown key kind 'spartacus-other-key'"):
+        key_file_bytes(pair, "spartacus-other-key")  # type: ignore[arg-type]
+
+
+def test_a_member_key_of_another_campaign_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "member.key"
+    member_file(path)
+    with pytest.raises(KeyFileError) as info:
+        load_key_file(path, KIND_MEMBER, campaign=OTHER.lower(), chain_id=CHAIN)
+    message = str(info.value)
+    assert f"is the member key of campaign {CAMPAIGN}, not of {OTHER}" in message
+    assert "reusing it would link your two pledges" in message and message.count("\n") == 0
+    # the same campaign in another letter case is the same campaign
+    assert load_key_file(path, KIND_MEMBER, campaign=CAMPAIGN.upper().replace("0X", "0x"), chain_id=CHAIN)
+
+
+def test_a_member_key_of_another_chain_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "member.key"
+    member_file(path)
+    with pytest.raises(KeyFileError, match="is a member key for chain 31337, not chain 1: use the key file"):
+        load_key_file(path, KIND_MEMBER, campaign=CAMPAIGN, chain_id=1)
+
+
+def test_parse_key_file_checks_an_upload_the_same_way() -> None:
+    pair = KeyPair.generate()
+    raw = key_file_bytes(pair, KIND_MEMBER, campaign=CAMPAIGN, chain_id=CHAIN)
+    assert parse_key_file(raw, KIND_MEMBER, campaign=CAMPAIGN, chain_id=CHAIN).public_key == pair.public_key
+    with pytest.raises(KeyFileError, match=f"upload.key is the member key of campaign {CAMPAIGN}, not of {OTHER}"):
+        parse_key_file(raw, KIND_MEMBER, campaign=OTHER, name="upload.key")
+    with pytest.raises(KeyFileError, match="holds a spartacus-member-key, but a spartacus-keeper-key is needed"):
+        parse_key_file(raw, KIND_KEEPER)
+
+
+@pytest.mark.parametrize("kind", [KIND_KEEPER, KIND_RELAY])
+def test_keeper_and_relay_files_are_version_1(tmp_path: Path, kind: KeyKind) -> None:
+    path = tmp_path / "long-term.key"
+    pair = generate_key_file(path, kind)
+    assert _mode(path) == 0o600
+    doc = json.loads(path.read_bytes())
+    assert doc == {"version": 1, "kind": kind, "private_key": "0x" + pair.secret_bytes().hex()}
+    loaded = load_key_file(path, kind)
+    assert loaded.public_key == pair.public_key and not isinstance(loaded, MemberKey)
+    # a campaign to check against does not apply to a long-term key
+    assert load_key_file(path, kind, campaign=OTHER, chain_id=1) == pair
+
+
+def test_a_given_pair_is_written_as_is(tmp_path: Path) -> None:
+    pair = KeyPair.generate()
+    assert generate_key_file(tmp_path / "k", KIND_KEEPER, pair=pair) is pair
+    assert load_key_file(tmp_path / "k", KIND_KEEPER).secret_bytes() == pair.secret_bytes()
 
 
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "member.key"
-    pair = generate_key_file(path)
+    pair = member_file(path)
     before = path.read_bytes()
-    with pytest.raises(KeyFileError, match="refusing to overwrite"):
-        generate_key_file(path)
+    with pytest.raises(KeyFileError, match="refusing to overwrite the existing file"):
+        member_file(path, campaign=OTHER)
     assert path.read_bytes() == before
-    assert load_key_file(path, KIND_MEMBER) == pair
+    assert load_key_file(path, KIND_MEMBER).public_key == pair.public_key
 
 
 def test_refuses_to_write_through_a_symlink(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     link = tmp_path / "member.key"
     link.symlink_to(target)
-    with pytest.raises(KeyFileError):
-        generate_key_file(link)
+    with pytest.raises(KeyFileError, match="refusing to overwrite|cannot create"):
+        member_file(link)
     assert not target.exists()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o601, 0o610])
 def test_refuses_group_or_other_bits(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "member.key"
-    generate_key_file(path)
+    member_file(path)
     path.chmod(mode)
     with pytest.raises(KeyFileError) as info:
         load_key_file(path, KIND_MEMBER)
@@ -94,59 +168,84 @@ def test_refuses_group_or_other_bits(tmp_path: Path, mode: int) -> None:
 
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     path = tmp_path / "nope.key"
-    with pytest.raises(KeyFileError, match="keeper init --key-file"):
+    with pytest.raises(KeyFileError, match=f"keeper init --key-file {path}"):
         load_key_file(path, KIND_KEEPER)
-    with pytest.raises(KeyFileError, match="no key file at"):
+    with pytest.raises(KeyFileError, match=f"relay init --key-file {path}"):
+        load_key_file(path, KIND_RELAY)
+    with pytest.raises(KeyFileError, match=f"no key file at {path}; create one by passing --member-key-file"):
         load_key_file(path, KIND_MEMBER)
 
 
 def test_missing_folder_on_create(tmp_path: Path) -> None:
-    with pytest.raises(KeyFileError, match="does not exist"):
-        generate_key_file(tmp_path / "missing" / "member.key")
+    with pytest.raises(KeyFileError, match="the folder .* does not exist; create it first"):
+        member_file(tmp_path / "missing" / "member.key")
 
 
 def test_wrong_kind_is_refused_without_leaking_the_key(tmp_path: Path) -> None:
     path = tmp_path / "keeper.key"
     pair = generate_key_file(path, KIND_KEEPER)
-    with pytest.raises(KeyFileError, match="spartacus-member-key is needed") as info:
+    with pytest.raises(
+        KeyFileError, match="holds a spartacus-keeper-key, but a spartacus-member-key is needed"
+    ) as info:
         load_key_file(path, KIND_MEMBER)
     assert pair.secret_bytes().hex() not in str(info.value)
     assert pair.secret_bytes().hex() not in repr(info.value.context)
 
 
+_KEY = b'"private_key":"0x' + b"11" * 32 + b'"'
+_V2 = b'{"version":2,"kind":"spartacus-member-key","chain_id":31337,"campaign":"' + CAMPAIGN.encode() + b'",'
+
+
 @pytest.mark.parametrize(
-    "content",
+    "content, message",
     [
-        b"",
-        b"not json",
-        b"[]",
-        b'{"version":1,"kind":"spartacus-member-key"}',
-        b'{"version":2,"kind":"spartacus-member-key","private_key":"0x' + b"11" * 32 + b'"}',
-        b'{"version":true,"kind":"spartacus-member-key","private_key":"0x' + b"11" * 32 + b'"}',
-        b'{"version":1,"kind":"other","private_key":"0x' + b"11" * 32 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"0x' + b"11" * 31 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"' + b"11" * 32 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"0x' + b"00" * 32 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"0x' + b"ff" * 32 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"0x' + b"zz" * 32 + b'"}',
-        b'{"version":1,"kind":"spartacus-member-key","private_key":"0x' + b"11" * 32 + b'","x":1}',
-        b"\xff\xfe",
-        b" " * 5000,
+        (b"", "not JSON"),
+        (b"not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "expected the keys version, kind, private_key"),
+        (b'{"kind":"spartacus-member-key",' + _KEY + b"}", "expected the keys version"),
+        (b'{"version":3,"kind":"spartacus-member-key",' + _KEY + b"}", "unsupported version"),
+        (b'{"version":true,"kind":"spartacus-member-key",' + _KEY + b"}", "unsupported version"),
+        (b'{"version":1,"kind":"spartacus-member-key",' + _KEY + b"}", "a member key file is version 2"),
+        (b'{"version":2,"kind":"spartacus-member-key",' + _KEY + b"}", "expected the keys campaign, chain_id"),
+        (_V2 + _KEY + b',"x":1}', "expected the keys campaign, chain_id"),
+        (b'{"version":1,"kind":"other",' + _KEY + b"}", "unknown kind"),
+        (_V2 + b'"private_key":"0x' + b"11" * 31 + b'"}', "private_key must be 0x and 64 hex digits"),
+        (_V2 + b'"private_key":"' + b"11" * 32 + b'"}', "private_key must be 0x and 64 hex digits"),
+        (_V2 + b'"private_key":"0x' + b"zz" * 32 + b'"}', "private_key must be 0x and 64 hex digits"),
+        (_V2 + b'"private_key":"0x' + b"00" * 32 + b'"}', "not a valid secp256k1 key"),
+        (_V2 + b'"private_key":"0x' + b"ff" * 32 + b'"}', "not a valid secp256k1 key"),
+        (_V2.replace(CAMPAIGN.encode(), b"0x1234") + _KEY + b"}", "campaign must be 0x and 40 hex digits"),
+        (_V2.replace(b"31337", b"-1") + _KEY + b"}", "chain_id must be a non-negative integer"),
+        (_V2.replace(b"31337", b'"31337"') + _KEY + b"}", "chain_id must be a non-negative integer"),
+        (b" " * 5000, "too large"),
     ],
 )
-def test_malformed_files_are_refused(tmp_path: Path, content: bytes) -> None:
+def test_malformed_files_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "member.key"
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.write(fd, content)
     os.close(fd)
-    with pytest.raises(KeyFileError, match="not a Spartacus key file"):
+    with pytest.raises(KeyFileError, match=f"is not a Spartacus key file \\(.*{message}"):
         load_key_file(path, KIND_MEMBER)
+
+
+def test_a_version_2_keeper_file_is_refused() -> None:
+    raw = (
+        b'{"version":2,"kind":"spartacus-keeper-key","chain_id":1,"campaign":"'
+        + CAMPAIGN.encode()
+        + b'",'
+        + _KEY
+        + b"}"
+    )
+    with pytest.raises(KeyFileError, match="other keys are version 1"):
+        parse_key_file(raw, KIND_KEEPER)
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "dir"
     folder.mkdir(mode=0o700)
-    with pytest.raises(KeyFileError):
+    with pytest.raises(KeyFileError, match="is not a regular file"):
         load_key_file(folder, KIND_MEMBER)
 
 

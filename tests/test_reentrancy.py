@@ -245,7 +245,7 @@ def test_reentrant_pledge_that_pays_is_just_a_new_pledge(
     assert campaign.balance == 4 * D
     [new] = campaign.Pledged.from_receipt(receipt)
     assert (new.index, new.pledger, new.count) == (total, attacker.address, count + 1)
-    index, status, held, _ = campaign.pledgeOf(attacker)
+    index, status, held, _late, _digest = campaign.pledgeOf(attacker)
     assert (index, status, held) == (total, LIVE, True)
     assert campaign.state() == OPEN  # four live pledges, threshold five
     assert campaign.ThresholdReached.from_receipt(receipt) == []

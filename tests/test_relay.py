@@ -9,29 +9,19 @@ command (a gate the test opens), and the tests wait for the relay's own output l
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
-import threading
 from collections import Counter
-from dataclasses import dataclass, field
-from email import message_from_bytes
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import default as default_policy
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from relay_helpers import Cli, Gate, Mailbox, Proc
+from relay_pki import Pki, TlsServer, make_pki
 from spartacus_cli import deploy_with_keepers
-
-from spartacus.anvil import free_port
 
 pytestmark = [
     pytest.mark.anvil,
@@ -55,63 +45,15 @@ CREW = [
 EMAILS = {ORGANIZER[1]["email"]} | {c["email"] for _, _, c, _ in CREW if "email" in c}
 
 
-# ─── The real `spartacus` command ────────────────────────────────────────────────────
-
-
-@dataclass
-class Cli:
-    """Runs the real `spartacus` command against one anvil and factory."""
-
-    url: str
-    factory: str
-    cwd: Path
-
-    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SPARTACUS_")}
-        return (
-            base
-            | {"SPARTACUS_NETWORK": self.url, "SPARTACUS_FACTORY": self.factory, "PYTHONUNBUFFERED": "1"}
-            | (extra or {})
-        )
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "spartacus.cli", *args]
-
-    def __call__(
-        self, *args: str, ok: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            self.argv(*args), cwd=self.cwd, env=self.env(env), capture_output=True, text=True, timeout=120
-        )
-        if ok:
-            assert proc.returncode == 0, f"{args[:2]} failed: {proc.stderr}"
-        return proc
-
-    def json(self, *args: str, env: dict[str, str] | None = None) -> Any:
-        return json.loads(self(*args, "--json", env=env).stdout)
-
-    def parallel(self, *commands: list[str]) -> None:
-        """Independent commands at once (different accounts: no nonce clash)."""
-        procs = [
-            subprocess.Popen(
-                self.argv(*c), cwd=self.cwd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            for c in commands
-        ]
-        for c, p in zip(commands, procs, strict=True):
-            _, err = p.communicate(timeout=120)
-            assert p.returncode == 0, f"{c[:2]} failed: {err.decode()}"
-
-
 @dataclass
 class Stack:
     cli: Cli
     keepers: list[dict[str, str]]
 
-    def create(self, threshold: int, key_file: str) -> str:
+    def create(self, threshold: int, key_file: str, *extra: str) -> str:
         name, contacts = ORGANIZER
         args = ["create", "--title", "Night shift <union>", "--purpose", "A fair rota", "--threshold", str(threshold),
-                "--deadline", "+7d", "--keeper-threshold", "2", "--name", name,
+                "--deadline", "+7d", "--keeper-threshold", "2", "--name", name, *extra,
                 "--instructions-file", "instructions.txt", "--member-key-file", key_file,
                 "--account", "TEST::1"]  # fmt: skip
         args += [a for k, v in contacts.items() for a in ("--contact", f"{k}={v}")]
@@ -157,173 +99,6 @@ def crew(stack: Stack, anvil_client: Any) -> Crew:
     assert stack.cli.json(*pledge_args(campaign, a, n, c, m, f"member{a}.key"))["revealed"] is True
     stack.release()
     return Crew(campaign, anvil_client.chain_id)
-
-
-# ─── A real SMTP server ──────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Gate:
-    """Holds one SMTP command until the test opens it."""
-
-    reached: threading.Event = field(default_factory=threading.Event)
-    opened: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        msg = message_from_bytes(self.raw, policy=default_policy)
-        assert isinstance(msg, EmailMessage)
-        return msg
-
-
-class Mailbox:
-    """aiosmtpd on loopback, keeping what it accepts, with scripted answers and gates.
-
-    ``refuse[address]``: a permanent answer for that recipient; ``rcpt_answers[address]``:
-    answers given first, once each; ``mail_answers``: answers to the next MAIL commands;
-    ``gates[("MAIL" | "DATA", n)]``: hold the n-th such command until the gate opens.
-    """
-
-    def __init__(self, port: int | None = None, login: tuple[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        self.login = login
-        self.received: list[Received] = []
-        self.rcpt_log: list[tuple[str, str]] = []
-        self.refuse: dict[str, str] = {}
-        self.rcpt_answers: dict[str, list[str]] = {}
-        self.mail_answers: list[str] = []
-        self.gates: dict[tuple[str, int], Gate] = {}
-        self.counts: Counter[str] = Counter()
-        self.cond = threading.Condition()
-        self.controller: Controller | None = None
-
-    def start(self) -> Mailbox:
-        auth: dict[str, Any] = {}
-        if self.login:
-            auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def __enter__(self) -> Mailbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        for gate in self.gates.values():
-            gate.opened.set()
-        self.stop()
-
-    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.login
-        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
-
-    async def _hold(self, command: str) -> None:
-        with self.cond:
-            self.counts[command] += 1
-            gate = self.gates.get((command, self.counts[command]))
-        if gate is not None:
-            gate.reached.set()
-            await asyncio.get_running_loop().run_in_executor(None, gate.opened.wait, 60)
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        await self._hold("MAIL")
-        with self.cond:
-            answer = self.mail_answers.pop(0) if self.mail_answers else None
-        if answer:
-            return answer
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        with self.cond:
-            queued = self.rcpt_answers.get(address)
-            answer = self.refuse.get(address) or (queued.pop(0) if queued else None)
-            self.rcpt_log.append((address, answer or "250 OK"))
-        if answer:
-            return answer
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        # Like a real MTA: the message is queued first, then the 250 goes out (a gate holds it).
-        with self.cond:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
-            self.cond.notify_all()
-        await self._hold("DATA")
-        return "250 2.0.0 Message accepted for delivery"
-
-    def wait_for(self, count: int, timeout: float = 60) -> list[Received]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.received) >= count, timeout), (
-                f"{len(self.received)} of {count} messages arrived"
-            )
-            return list(self.received)
-
-    def by_recipient(self) -> Counter[str]:
-        return Counter(addr for r in self.received for addr in r.rcpt_tos)
-
-
-class Proc:
-    """A long-running `spartacus` subprocess whose output lines the test can wait for."""
-
-    def __init__(self, cli: Cli, *args: str, env: dict[str, str] | None = None) -> None:
-        self.p = subprocess.Popen(
-            cli.argv(*args), cwd=cli.cwd, env=cli.env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        self.eof = False
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> list[str]:
-        regex = re.compile(pattern)
-
-        def found() -> list[str]:
-            return [line for line in self.lines if regex.search(line)]
-
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(found()) >= count or self.eof, timeout)
-            hits = found()
-            assert ok and len(hits) >= count, f"no {count}x {pattern!r} in:\n" + "\n".join(self.lines)
-            return hits
-
-    def kill(self) -> None:
-        self.p.send_signal(signal.SIGKILL)
-        assert self.p.wait(timeout=30) == -signal.SIGKILL
-
-    def terminate(self) -> int:
-        self.p.send_signal(signal.SIGTERM)
-        code = self.p.wait(timeout=30)
-        self.reader.join(timeout=10)
-        return code
-
-    def output(self) -> str:
-        with self.cond:
-            return "\n".join(self.lines)
 
 
 def relay_args(crew_campaign: str, box: Mailbox, state: str, *extra: str, key: str = "organizer.key") -> list[str]:
@@ -485,20 +260,25 @@ def test_a_permanent_refusal_is_recorded_and_holds_up_no_one(stack: Stack, crew:
         assert [a for a, _ in box.rcpt_log].count("cleo@example.org") == 1 and len(box.received) == 6
 
 
-def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: Stack) -> None:
+@pytest.mark.parametrize("policy", ["known", "roster"])
+def test_late_joiners_get_what_the_policy_gives_and_the_others_one_update_per_batch(stack: Stack, policy: str) -> None:
+    """`known` (the default): a late joiner gets the instructions only, never the earlier roster
+    nor the organizer's name; `roster`: the whole roster. Either way every member who holds the
+    roster gets one update per batch naming the newcomers."""
     cli = stack.cli
-    campaign = stack.create(threshold=2, key_file="late0.key")
+    key, state = f"late0-{policy}.key", f"late-{policy}.sqlite"
+    campaign = stack.create(2, key, "--late-joiners", policy)
     with Mailbox() as box:
 
         def relay(*extra: str) -> subprocess.CompletedProcess[str]:
-            return cli(*relay_args(campaign, box, "late.sqlite", "--once", *extra, key="late0.key"))
+            return cli(*relay_args(campaign, box, state, "--once", *extra, key=key))
 
         def join(account: int, name: str) -> None:
             email = f"{name.lower()}@late.example"
-            cli(*pledge_args(campaign, account, name, {"email": email}, None, f"late{account}.key"))
+            cli(*pledge_args(campaign, account, name, {"email": email}, None, f"late{account}-{policy}.key"))
 
         # Without --once the relay waits for the reveal, then for the keepers, then sends.
-        waiting = Proc(cli, *relay_args(campaign, box, "late.sqlite", "--interval", "0.2", key="late0.key"))
+        waiting = Proc(cli, *relay_args(campaign, box, state, "--interval", "0.2", key=key))
         try:
             waiting.wait_for(r"not revealed yet \(1 of 2 live pledges\)")
             join(2, "Ana")  # the reveal
@@ -516,7 +296,7 @@ def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: 
         join(4, "Cleo")  # not released yet: the batch waits for it (settle) rather than split
         assert "not readable yet" in relay().stdout and len(box.received) == 2
         stack.release()
-        relay()
+        first_late = relay().stdout
         join(5, "Dan")
         stack.release()
         relay()
@@ -525,21 +305,44 @@ def test_late_joiners_get_the_roster_and_the_others_one_update_per_batch(stack: 
     for r in box.received:
         msg = r.message
         got.setdefault(r.rcpt_tos[0], []).append((msg["X-Spartacus-Kind"], msg["X-Spartacus-Batch"]))
+    texts = {(r.rcpt_tos[0], r.message["X-Spartacus-Batch"]): parts(r.message) for r in box.received}
+    update1 = texts[("ana@late.example", "1")][0]
+    assert "2 people joined" in update1 and "Ben" in update1 and "Cleo" in update1 and "Olga" not in update1
+    update2 = texts[("olga@example.org", "2")][0]
+    assert "Dan" in update2 and "Cleo" not in update2 and "now has 5 members" in update2
+    if policy == "roster":
+        assert got == {
+            "olga@example.org": [("roster", "0"), ("update", "1"), ("update", "2")],
+            "ana@late.example": [("roster", "0"), ("update", "1"), ("update", "2")],
+            "ben@late.example": [("roster", "1"), ("update", "2")],
+            "cleo@late.example": [("roster", "1"), ("update", "2")],
+            "dan@late.example": [("roster", "2")],
+        }
+        roster1 = texts[("cleo@late.example", "1")][0]
+        assert all(n in roster1 for n in ("Olga Organizer", "Ana", "Ben", "Cleo")) and INSTRUCTIONS.strip() in roster1
+        assert "MEMBERS (5)" in texts[("dan@late.example", "2")][0]
+        assert "received the full roster" in update1
+        return
+    # known: the late joiners get the instructions, and are never sent anyone's identity.
     assert got == {
         "olga@example.org": [("roster", "0"), ("update", "1"), ("update", "2")],
         "ana@late.example": [("roster", "0"), ("update", "1"), ("update", "2")],
-        "ben@late.example": [("roster", "1"), ("update", "2")],
-        "cleo@late.example": [("roster", "1"), ("update", "2")],
-        "dan@late.example": [("roster", "2")],
+        "ben@late.example": [("instructions", "1")],
+        "cleo@late.example": [("instructions", "1")],
+        "dan@late.example": [("instructions", "2")],
     }
-    texts = {(r.rcpt_tos[0], r.message["X-Spartacus-Batch"]): parts(r.message)[0] for r in box.received}
-    update1 = texts[("ana@late.example", "1")]
-    assert "2 people joined" in update1 and "Ben" in update1 and "Cleo" in update1 and "Olga" not in update1
-    update2 = texts[("ben@late.example", "2")]
-    assert "Dan" in update2 and "Cleo" not in update2 and "now has 5 members" in update2
-    roster1 = texts[("cleo@late.example", "1")]
-    assert all(n in roster1 for n in ("Olga Organizer", "Ana", "Ben", "Cleo")) and INSTRUCTIONS.strip() in roster1
-    assert "MEMBERS (5)" in texts[("dan@late.example", "2")]
+    assert "2 late joiner(s) get the instructions only (known policy)" in first_late
+    assert "not the roster" in update1
+    earlier = [ORGANIZER[0], "Olga", "olga@example.org", "+41001", "Ana", "ana@late.example"]
+    for who in ("ben", "cleo", "dan"):
+        [r] = [r for r in box.received if r.rcpt_tos == [f"{who}@late.example"]]
+        text, page = parts(r.message)
+        assert INSTRUCTIONS.strip() in text and html.escape(INSTRUCTIONS.strip()) in page
+        seen = "\n".join([text, page, *(str(v) for v in r.message.values())])
+        for secret in earlier + ["Ben", "Cleo", "Dan"]:
+            if secret.lower() != who:
+                assert secret not in seen, (who, secret)
+        assert "MEMBERS" not in text and "Members" not in page
 
 
 def test_bad_input_is_one_clear_line_and_loses_nothing(stack: Stack, crew: Crew) -> None:
@@ -572,3 +375,23 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(stack: Stack, crew: Crew)
         cli(*wrong, "--smtp-password-file", "smtp-password")
         assert_once_each(box, EMAILS)
     assert status(cli, crew.campaign, "bad.sqlite")["counts"]["delivered"] == 7
+
+
+def test_smtp_over_tls_through_the_command(stack: Stack, crew: Crew) -> None:
+    """--smtp-starttls with --smtp-ca-file: refused with one line for a wrong host name or a CA it
+    was not given, nothing sent at all (the server hears no MAIL, RCPT or DATA), then accepted."""
+    cli = stack.cli
+    pki: Pki = make_pki(cli.cwd / "pki")
+    with TlsServer("starttls", pki.cert, pki.key) as server:
+        base = relay_args(crew.campaign, Mailbox(server.port), "tls.sqlite", "--once", "--smtp-starttls")
+        by_ip = cli(*base, "--smtp-ca-file", str(pki.ca), ok=False)  # the certificate names localhost
+        at_localhost = ["localhost" if a == "127.0.0.1" else a for a in base]
+        untrusted = cli(*at_localhost, ok=False)  # the system's CAs do not know the throwaway CA
+        for run, needle in ((by_ip, "not valid for '127.0.0.1'"), (untrusted, "--smtp-ca-file")):
+            assert run.returncode != 0 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+            assert needle in run.stderr and "nothing was sent" in run.stderr, run.stderr
+        assert server.seen.commands == []
+        assert status(cli, crew.campaign, "tls.sqlite")["counts"]["pending"] == 7  # nothing lost
+        report = cli.json(*at_localhost, "--smtp-ca-file", str(pki.ca))
+        assert len(report["sent"]) == 7
+        assert server.seen.of("DATA") == [True] * 7 and all(server.seen.of("MAIL"))

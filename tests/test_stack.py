@@ -50,7 +50,7 @@ def wait_mail(port: int, count: int, timeout: float = 120) -> list[dict[str, Any
 
 
 def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("ANVIL", "SMTP", "MAIL", "DAPP")}
+    ports = {name: free_port() for name in ("ANVIL", "SMTP", "MAIL", "DAPP", "RELAYER")}
     env = os.environ | {f"SPARTACUS_{k}_PORT": str(v) for k, v in ports.items()}
     run_dir = ROOT / ".run"
     stack = subprocess.Popen(
@@ -61,6 +61,8 @@ def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> Non
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+        # and SIGINT ignored, as `setsid make run &` starts it: the stack must still stop on it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     output: list[str] = []
     try:
@@ -72,10 +74,20 @@ def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> Non
         assert any("==> ready" in line for line in output), "".join(output)
         info = json.loads((run_dir / "stack.json").read_text())
         pids = json.loads((run_dir / "pids.json").read_text())
-        assert set(pids) == {"anvil", "keeper0", "keeper1", "keeper2", "mailsink", "relay", "dapp"}
+        assert set(pids) == {"anvil", "keeper0", "keeper1", "keeper2", "mailsink", "relayer", "relay", "dapp"}
         assert all(alive(pid) for pid in pids.values())
         banner = "".join(output)
         assert info["dapp"] in banner and info["mail"] in banner and "TEST::3" in banner
+        # The banner says what to export for the console command in another terminal.
+        exports = next(line for line in output if "export SPARTACUS_NETWORK=" in line).split()[1:]
+        exported = dict(item.split("=", 1) for item in exports)
+        assert exported == {"SPARTACUS_NETWORK": info["rpc"], "SPARTACUS_FACTORY": info["factory"]}
+        listed = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "spartacus"), "campaigns", "--json"],
+            cwd=tmp_path, env={k: v for k, v in env.items() if not k.startswith("SPARTACUS_N")} | exported,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert listed.returncode == 0 and info["campaign"] in listed.stdout, listed.stderr
 
         with urllib.request.urlopen(info["dapp"].split("?")[0] + "_stcore/health", timeout=5) as r:
             assert r.status == 200
@@ -130,5 +142,6 @@ def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> Non
             raise
     rest = "".join(output) + (stack.stdout.read() if stack.stdout else "")
     assert "stopped: nothing left running" in rest, rest
+    assert "unexpectedly" not in rest and stack.returncode == 0, rest
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert not (run_dir / "pids.json").exists()

@@ -23,11 +23,20 @@ command -v node >/dev/null && command -v npm >/dev/null || die "Node.js 20+ and 
 # 1. Node tools, pinned by package-lock.json.
 node_stamp="$(stamp_of package.json package-lock.json)"
 if [ "$(cat node_modules/.spartacus-stamp 2>/dev/null)" != "$node_stamp" ]; then
-    say "Installing Node tools (solc-js, anvil)"
-    # `npm ci` trips over the lock file's optional per-platform anvil packages; `install`
-    # still honours the pinned versions in package-lock.json.
-    npm install --no-audit --no-fund --loglevel=error
+    say "Installing Node tools and browser libraries (solc-js, OpenZeppelin, anvil, noble, esbuild)"
+    # Exactly the lock file: `npm ci` never rewrites it, so setup leaves `git status` clean.
+    # The lock lists every platform's anvil and esbuild binary; npm installs this one's.
+    npm ci --no-audit --no-fund --loglevel=error
     echo "$node_stamp" > node_modules/.spartacus-stamp
+fi
+# 1b. The dApp's browser module, bundled with esbuild into dapp/component/build (git-ignored,
+#     served by the dApp itself, never a CDN); rebuilt only when its sources or the lock change.
+#     The build prints the bundle's SHA-256: compare it with what a host serves (README).
+js_stamp="$(stamp_of package-lock.json dapp/js/build.mjs $(ls dapp/js/*.js | sort))"
+if [ "$(cat dapp/component/build/.spartacus-stamp 2>/dev/null)" != "$js_stamp" ] || [ ! -s dapp/component/build/spartacus.js ]; then
+    say "Bundling the dApp's browser module (esbuild)"
+    node dapp/js/build.mjs
+    echo "$js_stamp" > dapp/component/build/.spartacus-stamp
 fi
 anvil_bin="$root/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 [ -x "$anvil_bin" ] || anvil_bin="$(ls "$root"/node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -n 1)"
@@ -60,6 +69,13 @@ if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
     else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
 fi
 
-# 6. Compile the contracts (Ape caches: a no-op when nothing changed).
-SOLCX_BINARY_PATH="$root/.solcx" .venv/bin/ape compile >/dev/null
+# 6. Compile the contracts. Ape's cache recompiles only the files that changed, but the factory
+#    embeds the campaign implementation's code: when any source (or the compiler settings)
+#    changed, everything is compiled again, so no contract's bytecode is ever stale.
+sol_stamp="$(find contracts -name '*.sol' -print0 | sort -z | xargs -0 cat | cat - ape-config.yaml package-lock.json | sha256sum | cut -d' ' -f1)"
+if [ "$(cat .build/.spartacus-stamp 2>/dev/null)" != "$sol_stamp" ] || [ ! -f .build/__local__.json ]; then
+    say "Compiling the contracts"
+    SOLCX_BINARY_PATH="$root/.solcx" .venv/bin/ape compile --force >/dev/null
+    echo "$sol_stamp" > .build/.spartacus-stamp
+fi
 say "Setup complete"

@@ -7,6 +7,10 @@
 // `--base-path DIR`, `--include-path DIR` (repeatable); `--allow-paths` is
 // accepted and ignored (solc-js has no file system access of its own: imports
 // are resolved by the callback below, only inside the given roots).
+//
+// Package imports (`@openzeppelin/contracts/...`) also resolve inside the repository's
+// own node_modules, installed from package-lock.json: Ape compiles a copy of contracts/
+// in a temporary folder, where no remapping to the repository could point.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -46,7 +50,8 @@ function main() {
     process.stderr.write('solc-shim: only --version and --standard-json are supported\n');
     return 2;
   }
-  const roots = [opts.basePath || process.cwd(), ...opts.includePaths].map((p) => path.resolve(p));
+  const packages = path.resolve(__dirname, '..', 'node_modules');
+  const roots = [opts.basePath || process.cwd(), ...opts.includePaths, packages].map((p) => path.resolve(p));
   const findImports = (importPath) => {
     const candidates = path.isAbsolute(importPath)
       ? [importPath]
@@ -61,7 +66,17 @@ function main() {
     }
     return { error: `File not found: ${importPath} (searched ${roots.join(', ')})` };
   };
-  const output = solc.compile(readStdin(), { import: findImports });
+  let input = readStdin();
+  if (process.env.SOLC_SHIM_VIA_IR === '1') {
+    // Slither builds its own standard JSON without the project's settings: compile the way
+    // `ape compile` does (ape-config.yaml: via_ir with the optimizer), or the contracts do not fit.
+    const json = JSON.parse(input);
+    json.settings = json.settings || {};
+    json.settings.viaIR = true;
+    json.settings.optimizer = { ...(json.settings.optimizer || {}), enabled: true };
+    input = JSON.stringify(json);
+  }
+  const output = solc.compile(input, { import: findImports });
   process.stdout.write(output);
   return 0;
 }

@@ -4,6 +4,9 @@ pragma solidity ^0.8.28;
 /// @title ICampaign
 /// @notice The public face of one Spartacus campaign: sealed pledges, a live count, and an
 ///         on-chain reveal the moment the live count reaches the threshold.
+/// @dev Every function that names its caller takes it from ERC-2771 (`_msgSender()`) behind
+///      the deployment's one trusted forwarder, so a pledge can be signed by a key that holds no
+///      ether and carried by any relayer; the pledger is then the signing key's address.
 interface ICampaign {
     // ─── Types ──────────────────────────────────────────────────────────────────────
 
@@ -19,6 +22,17 @@ interface ICampaign {
     enum RevealScope {
         Members,
         Public
+    }
+
+    /// @notice What a pledge made after the reveal (a late joiner) gets.
+    /// @dev `Known`: it is revealed to the members and receives the organizer's instructions,
+    ///      never the earlier roster (nor the organizer's own record). `Roster`: it receives
+    ///      the roster too, and its deposit stays locked until the deadline. `Closed`: no
+    ///      pledge is taken after the reveal.
+    enum LateJoiners {
+        Known,
+        Roster,
+        Closed
     }
 
     /// @notice Lifecycle of one address's pledge.
@@ -39,9 +53,17 @@ interface ICampaign {
     ///        prefix), sorted by strictly ascending derived address.
     /// @param keeperThreshold t: how many keepers' shares open a pledge.
     /// @param scope Who may read the roster after the reveal.
+    /// @param lateJoiners What a pledge made after the reveal gets.
     /// @param deposit Wei each pledge locks (may be 0): the price of a fake pledge.
     /// @param beneficiary Zero: deposits go back to pledgers after the reveal; otherwise
     ///        the live pledges' deposits go to this address after the reveal.
+    /// @param relay Empty, or the 33-byte compressed public key of the relay that e-mails the
+    ///        members after the reveal: keepers grant it the roster like a member's key.
+    /// @param relayNote Empty, or a note sealed to the relay's key (ECIES, see the Python package
+    ///        `spartacus.relaynote`): the organizer's contact for progress e-mails, which only the
+    ///        relay can read.
+    /// @param instructions The organizer's sealed instructions (see the Python package
+    ///        `spartacus.envelope`), readable apart from the organizer's own record; may be empty.
     struct Config {
         string title;
         string purpose;
@@ -52,8 +74,12 @@ interface ICampaign {
         bytes[] keepers;
         uint8 keeperThreshold;
         RevealScope scope;
-        uint88 deposit;
+        LateJoiners lateJoiners;
+        uint96 deposit;
         address beneficiary;
+        bytes relay;
+        bytes relayNote;
+        bytes instructions;
     }
 
     // ─── Errors ─────────────────────────────────────────────────────────────────────
@@ -72,8 +98,16 @@ interface ICampaign {
     error CampaignKeepersNotSorted(uint256 index);
     /// @notice `t` must satisfy 1 <= t <= n.
     error CampaignInvalidKeeperThreshold(uint256 t, uint256 n);
+    /// @notice The relay key must be empty or a 33-byte compressed secp256k1 public key.
+    error CampaignInvalidRelayKey();
+    /// @notice The sealed instructions are longer than `max` bytes.
+    error CampaignInvalidInstructions(uint256 length, uint256 max);
+    /// @notice The note to the relay is longer than `max` bytes, or there is a note but no relay.
+    error CampaignInvalidRelayNote(uint256 length, uint256 max);
     /// @notice The campaign is not in a state that allows this call.
     error CampaignWrongState(State state);
+    /// @notice The campaign takes no pledge after its reveal (late joiners: closed).
+    error CampaignClosedToLateJoiners();
     /// @notice The value sent must equal the deposit still required.
     error CampaignWrongDeposit(uint256 sent, uint256 required);
     /// @notice This address already has a live pledge in this campaign.
@@ -105,7 +139,7 @@ interface ICampaign {
 
     /// @notice A pledge landed. The sealed bytes live here, not in storage.
     /// @param index Position of the pledge in this campaign (0 is the creator's).
-    /// @param pledger The address that sent it.
+    /// @param pledger The address that pledged (the signer of a relayed request).
     /// @param memberKey The pledger's fresh member public key (33 bytes, compressed).
     /// @param envelope The sealed pledge (see the Python package `spartacus.envelope`).
     /// @param count The live count after this pledge.
@@ -113,6 +147,8 @@ interface ICampaign {
     /// @notice A pledge was withdrawn before the reveal; it will never be revealed.
     event Withdrawn(uint256 indexed index, address indexed pledger, uint256 count);
     /// @notice The live count reached the threshold: the campaign is revealed, for good.
+    /// @param count The live count at the reveal.
+    /// @param lastIndex The index of the pledge that made it; later pledges are late joiners.
     event ThresholdReached(uint256 count, uint256 lastIndex);
     /// @notice The creator cancelled the campaign before the reveal.
     event Cancelled(uint256 count);

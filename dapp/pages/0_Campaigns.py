@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import _state as S
+import _campaign as C
+import _text as T
 import _ui
 import streamlit as st
 
@@ -26,9 +27,9 @@ def campaign_list() -> None:
         address = st.text_input("Campaign address", key="open_address", placeholder="0x…")
         if address.strip():
             try:
-                _open_button(S.check_campaign_address(address), "Open this campaign", key="open_typed")
+                _open_button(C.check_campaign_address(address), "Open this campaign", key="open_typed")
             except SpartacusError as exc:
-                st.error(S.error_text(exc))
+                _ui.error(_ui.fail(exc))
 
 
 def _open_button(address: str, label: str, key: str) -> None:
@@ -40,11 +41,10 @@ def _open_button(address: str, label: str, key: str) -> None:
 
 
 def _rows(factory: str) -> None:
-    client = _ui.client()
     try:
-        rows = S.campaign_rows(client, factory)
-    except SpartacusError as exc:
-        st.error(f"Cannot list the campaigns of factory {factory}: {S.error_text(exc)}")
+        rows = _ui.campaign_rows(factory)
+    except Exception as exc:  # noqa: BLE001 - a node or a contract may fail in any way
+        _ui.error(f"Cannot list the campaigns of factory {factory}: {_ui.fail(exc)}")
         return
     if not rows:
         st.info("No campaign yet: be the first.")
@@ -52,10 +52,10 @@ def _rows(factory: str) -> None:
         return
     for row in rows:
         with st.container(border=True):
-            st.markdown(f"**{S.escape_md(row.title)}**")
-            st.caption(S.escape_md(row.purpose))
+            st.markdown(f"**{T.escape_md(row.title)}**")
+            st.caption(T.escape_md(row.purpose))
             st.progress(row.progress, text=f"{row.count} of {row.threshold} live pledges")
-            st.caption(f"{row.state} · {S.time_left_text(row.state, row.deadline, row.now)}")
+            st.caption(T.state_text(row.state, row.deadline, row.now))
             _open_button(row.address, "Open", key=f"open:{row.address}")
 
 
@@ -63,42 +63,50 @@ def _all_campaigns() -> None:
     st.query_params.clear()
 
 
+@st.dialog("Share this campaign")
+def _share(address: str, title: str) -> None:
+    st.caption("Anyone with this link can read the campaign and pledge; the QR code holds the same link.")
+    _ui.share(address, title)
+
+
 def campaign_page(address: str) -> None:
     settings = _ui.settings()
     _, facts = _ui.campaign(address)
     c = facts.config
     st.button("All campaigns", icon=":material/arrow_back:", type="tertiary", on_click=_all_campaigns)
-    st.title(S.escape_md(c.title))
-    st.markdown(f"**{S.escape_md(c.purpose)}**")
-    if settings.factory and settings.factory.lower() != facts.factory.lower():
-        st.warning(f"This campaign comes from factory `{facts.factory}`, not this dApp's `{settings.factory}`.")
+    st.title(T.escape_md(c.title))
+    st.markdown(f"**{T.escape_md(c.purpose)}**")
+    trusted, untrusted_text = _ui.trusted(address)
+    if not trusted:
+        _ui.warning(untrusted_text)
 
     st.fragment(run_every=settings.refresh)(_live)(facts)
+    _actions(facts)
 
     if c.description:
         st.subheader("Description")
-        st.markdown(S.escape_md(c.description, multiline=True))
+        st.markdown(T.escape_md(c.description, multiline=True))
     if c.plan:
         st.subheader("Public plan")
-        st.markdown(S.escape_md(c.plan, multiline=True))
+        st.markdown(T.escape_md(c.plan, multiline=True))
     _what_happens(facts)
     _verify(facts)
 
 
-def _live(facts: S.CampaignFacts) -> None:
+def _live(facts: C.CampaignFacts) -> None:
     client = _ui.client()
     c = facts.config
     try:
-        live = S.Live.read(client, facts.address)
-    except SpartacusError as exc:
-        st.error(f"Cannot read the campaign: {S.error_text(exc)}")
+        live = _ui.live(facts.address)
+    except Exception as exc:  # noqa: BLE001 - a node or a contract may fail in any way
+        _ui.error(f"Cannot read the campaign: {_ui.fail(exc)}")
         return
     badge = {"open": "blue", "revealed": "green", "expired": "gray", "cancelled": "gray"}[live.state]
     st.badge(live.state.upper(), color=badge)
     st.metric("Live pledges", f"{live.count} of {c.threshold}", help="The contract's pledgeCount(): live pledges.")
     st.progress(min(1.0, live.count / c.threshold), text=f"{live.count} of {c.threshold} live pledges")
-    left = S.time_left_text(live.state, c.deadline, live.now)
-    st.markdown(f"**Deadline:** {S.format_time(c.deadline)} — **{left}**")
+    left = T.time_left_text(live.state, c.deadline, live.now)
+    st.markdown(f"**Deadline:** {T.format_time(c.deadline)} — **{left}**")
     if live.state == "revealed":
         st.success(
             f"Revealed at block {live.reveal_block}: the members can now read the roster.",
@@ -108,32 +116,17 @@ def _live(facts: S.CampaignFacts) -> None:
         st.info("The deadline passed below the threshold: nothing will ever be revealed. Deposits come back.")
     elif live.state == "cancelled":
         st.info("The organizer cancelled the campaign: nothing will ever be revealed. Deposits come back.")
-    links = st.columns(3)
-    with links[0]:
-        if live.state in ("open", "revealed"):
-            st.page_link(
-                "pages/1_Pledge.py",
-                label="Pledge",
-                icon=":material/how_to_vote:",
-                query_params={"campaign": facts.address},
-            )
-    with links[1]:
-        st.page_link(
-            "pages/2_Withdraw.py",
-            label="Withdraw / refund",
-            icon=":material/undo:",
-            query_params={"campaign": facts.address},
-        )
-    with links[2]:
-        st.page_link(
-            "pages/4_Member_area.py",
-            label="Member area",
-            icon=":material/badge:",
-            query_params={"campaign": facts.address},
-        )
-
     st.subheader("The price of a fake count")
-    st.markdown(S.fake_cost_text(c.deposit, live.count, c.threshold, c.beneficiary))
+    st.markdown(T.escape_md(C.fake_cost_text(c.deposit, live.count, c.threshold, c.beneficiary)))
+    forwarder = _ui.forwarder(client)
+    if forwarder:
+        try:
+            relayed, total = _ui.history_store(_ui.settings().network).relayed(
+                client, facts.address, forwarder, facts.created_block, live.block
+            )
+            st.markdown(T.escape_md(C.relayed_text(relayed, total)))
+        except Exception as exc:  # noqa: BLE001
+            _ui.error(f"Cannot count the relayed pledges: {_ui.fail(exc)}")
 
     # Last, as it reads every event once per server (then only new blocks): the count is on screen first.
     st.subheader("Live pledges over time")
@@ -141,8 +134,8 @@ def _live(facts: S.CampaignFacts) -> None:
         points = _ui.history_store(_ui.settings().network).points(
             client, facts.address, facts.created_block, live.block
         )
-    except SpartacusError as exc:
-        st.error(f"Cannot read the campaign's events: {S.error_text(exc)}")
+    except Exception as exc:  # noqa: BLE001 - a node or a contract may fail in any way
+        _ui.error(f"Cannot read the campaign's events: {_ui.fail(exc)}")
         return
     _chart(client, facts, points, live)
     recount = points[-1][1] if points else 0
@@ -154,12 +147,43 @@ def _live(facts: S.CampaignFacts) -> None:
         st.caption(f"Events give {recount}, the contract {live.count}: reading again shortly.")
 
 
-def _chart(client: Any, facts: S.CampaignFacts, points: list[tuple[int, int]], live: S.Live) -> None:
+def _actions(facts: C.CampaignFacts) -> None:
+    """The call to action (a button labelled "Pledge" while the campaign takes pledges), then the
+    other pages of the campaign, and the share button."""
+    try:
+        state = _ui.live(facts.address).state
+    except Exception:  # noqa: BLE001 - the live part above says what failed
+        state = "open"
+    pledging = state == "open" or (state == "revealed" and facts.config.late_joiners.value != "closed")
+    cols = st.columns([1, 1.4, 1.2, 1], vertical_alignment="center")
+    with cols[0]:
+        if pledging and st.button("Pledge", type="primary", icon=":material/how_to_vote:", key="cta_pledge"):
+            st.switch_page("pages/1_Pledge.py", query_params={"campaign": facts.address})
+    with cols[1]:
+        st.page_link(
+            "pages/2_Withdraw.py",
+            label="Withdraw / refund",
+            icon=":material/undo:",
+            query_params={"campaign": facts.address},
+        )
+    with cols[2]:
+        st.page_link(
+            "pages/4_Member_area.py",
+            label="Member area",
+            icon=":material/badge:",
+            query_params={"campaign": facts.address},
+        )
+    with cols[3]:
+        if st.button("Share", icon=":material/share:", key="share"):
+            _share(facts.address, facts.config.title)
+
+
+def _chart(client: Any, facts: C.CampaignFacts, points: list[tuple[int, int]], live: C.Live) -> None:
     import altair as alt
     import pandas as pd
 
     store = _ui.history_store(_ui.settings().network)
-    rows = S.chart_series(points, lambda b: store.block_time(client, b), live.now)
+    rows = C.chart_series(points, lambda b: store.block_time(client, b), live.now)
     threshold = facts.config.threshold
     data = pd.DataFrame(rows)
     top = max(threshold, int(data["live pledges"].max()) if len(data) else 0) + 1
@@ -189,20 +213,21 @@ def _chart(client: Any, facts: S.CampaignFacts, points: list[tuple[int, int]], l
     st.altair_chart((line + rule + label).properties(height=260), width="stretch")
 
 
-def _what_happens(facts: S.CampaignFacts) -> None:
+def _what_happens(facts: C.CampaignFacts) -> None:
     c = facts.config
     n, t = len(c.keepers), c.keeper_threshold
     audience = "every member (each live pledger and the organizer)" if c.scope.value == "members" else "anyone"
     st.subheader("What happens when you pledge")
     st.markdown(
         f"""
-1. You write the name and the contact details you want the other members to know. A fresh
-   **member key** is made for this pledge; you save it as a file.
-2. Your record is **sealed**: encrypted with a random key, and that key split among the {n} keepers so
+1. You write the name and the contact details you want the other members to know, in your
+   browser. A fresh **member key** is made there for this pledge; you save it as a file.
+2. Your record is **sealed in your browser**: encrypted with a random key, and that key split among the {n} keepers so
    that any {t} of them are needed to open it. Nobody — not the organizer, not a keeper alone, not
    whoever runs this page — can read it now.
 3. The sealed bytes go on-chain with your pledge{" and the deposit" if c.deposit else ""}; the live count goes
-   up by one. Your address is public on-chain; your identity is not.
+   up by one. The address that pledges is public on-chain; your identity is not. With no wallet, through
+   a relayer, that address is your member key's own, new one, tied to nobody.
 4. While the campaign is open you can **withdraw**: a withdrawn pledge is never revealed.
 5. If the live count reaches **{c.threshold}** before the deadline, the campaign is revealed in that same
    transaction: the keepers release their shares and {audience} can read the whole roster and the
@@ -213,25 +238,32 @@ def _what_happens(facts: S.CampaignFacts) -> None:
     if c.deposit:
         back = (
             f"after the reveal it goes to the beneficiary `{c.beneficiary}`"
-            if c.beneficiary.lower() != S.ZERO_ADDRESS
+            if c.beneficiary.lower() != C.ZERO_ADDRESS
             else "after the reveal it comes back to you"
         )
         st.markdown(
-            f"Each pledge locks **{S.format_wei(c.deposit)}** ({c.deposit:,} wei). It comes back after a "
+            f"Each pledge locks **{T.format_wei(c.deposit)}** ({c.deposit:,} wei). It comes back after a "
             f"withdrawal, an expiry or a cancellation; {back}."
         )
     else:
         st.markdown("This campaign asks **no deposit**.")
     st.markdown(f"**{t} of {n} keepers** are needed to open a pledge after the reveal:")
-    st.markdown("\n".join(f"- `{a}`" for a in facts.keeper_addresses))
+    st.markdown("\n".join(f"- {_ui.link('address', a)}" for a in facts.keeper_addresses))
+    st.subheader("After the reveal")
+    st.markdown(T.escape_md(C.late_joiner_text(c.late_joiners, c.deadline)))
+    st.subheader("Who e-mails the members")
+    s = _ui.settings()
+    st.markdown(T.escape_md(C.relay_text(c, s.relay_service, s.relay_name)))
 
 
-def _verify(facts: S.CampaignFacts) -> None:
+def _verify(facts: C.CampaignFacts) -> None:
     st.subheader("Verify it on-chain")
+    link = _ui.link
     st.markdown(
         f"""
-- Chain id **{facts.chain_id}**, campaign contract `{facts.address}`, created by `{facts.creator}` in block
-  {facts.created_block} (transaction `{facts.created_tx}`) through factory `{facts.factory}`.
+- {T.escape_md(_ui.chain_label())}: campaign contract {link("address", facts.address)}, created by
+  {link("address", facts.creator)} in block {facts.created_block} (transaction {link("tx", facts.created_tx)})
+  through factory {link("address", facts.factory)}.
 - The live count is the contract's `pledgeCount()`; `state()`, `threshold()` and `deadline()` are views too.
 - Anyone can recompute the count from the contract's events: `Pledged(index, pledger, memberKey, envelope,
   count)` and `Withdrawn(index, pledger, count)` each carry the count after them; `ThresholdReached` marks
@@ -244,9 +276,9 @@ def _verify(facts: S.CampaignFacts) -> None:
 param = st.query_params.get("campaign")
 if param:
     try:
-        campaign_page(S.check_campaign_address(param))
+        campaign_page(C.check_campaign_address(param))
     except SpartacusError as exc:
-        st.error(S.error_text(exc))
-        st.button("All campaigns", icon=":material/arrow_back:", type="tertiary", on_click=_all_campaigns)
+        _ui.error(_ui.fail(exc))
+        _ui.back_to_list()
 else:
     campaign_list()

@@ -1,80 +1,76 @@
-"""Withdraw a pledge before the reveal, take back a deposit, or (creator) cancel."""
+"""Withdraw, refund, cancel: the browser component builds the call for the button clicked and
+sends it (a wallet, the relayer with the member key, or a local account); this page looks up the
+pledge of the address the component names, and waits for the transaction."""
 
 from __future__ import annotations
 
-import _state as S
+from typing import Any
+
+import _text as T
 import _ui
 import streamlit as st
-
-from spartacus._exceptions import SpartacusError
+from eth_utils.address import is_address, to_checksum_address
 
 DONE = {
     "withdraw": "Withdrawn: your pledge will never be revealed.",
-    "refund": "Refunded: your deposit is back in your account.",
+    "refund": "Refunded: the deposit is back.",
     "cancel": "Cancelled: nothing will ever be revealed; pledgers can take back their deposits.",
 }
 
 st.title("Withdraw or refund")
 picked = _ui.campaign_header()
 address, campaign, facts, client, live = picked.address, picked.campaign, picked.facts, picked.client, picked.live
-config = facts.config
+page = f"action:{address}"
+done = _ui.last_outcome(page)
+top = st.empty()  # always in its place, so the component below is never re-mounted
+if done is not None and done.ok:
+    top.success(f"{DONE[done.action]} {_ui.mined_text(done.facts)}", icon=":material/check_circle:")
 
-for action, text in DONE.items():
-    key = _ui.outcome_key(action, address)
-    outcome = _ui.get_outcome(key)
-    if outcome and outcome.ok:
-        st.success(f"{text} (transaction `{outcome.facts['tx']}`)", icon=":material/check_circle:")
-    _ui.show_error(key)
+ss = st.session_state
+who_key = f"who:{address}"
 
-signing = _ui.signer_picker(client)
-if signing is None:
-    st.stop()
 
-index, status, held = campaign.pledge_of(signing.address)
-refundable = campaign.refundable(signing.address)
-is_creator = signing.address.lower() == facts.creator.lower()
-st.subheader("Your pledge")
-if status == "none":
-    st.markdown(f"`{signing.address}` has no pledge in this campaign.")
-else:
-    st.markdown(
-        f"`{signing.address}`: pledge **#{index}**, **{status}**"
-        + (" (you created this campaign)" if is_creator else "")
-        + (f"; deposit held: {S.format_wei(config.deposit)}" if held else "")
-    )
-st.markdown(f"Refundable now: **{S.format_wei(refundable)}**")
+def _who(pledger: str) -> dict[str, Any]:
+    """The public facts of ``pledger``'s pledge, for the component."""
+    index, status, held = campaign.pledge_of(pledger)
+    refundable = campaign.refundable(pledger)
+    forwarder = _ui.forwarder(client)
+    nonce = 0
+    if forwarder:
+        (nonce,) = client.call("Forwarder", forwarder, "nonces", pledger)
+    return {
+        "address": pledger,
+        "index": index,
+        "status": status,
+        "held": held,
+        "refundable": str(refundable),
+        "refundableText": T.format_wei(refundable, _ui.settings().currency_symbol),
+        "isCreator": pledger.lower() == facts.creator.lower(),
+        "nonce": int(nonce),
+    }
 
-pending = _ui.wallet_pending()
-can_withdraw = live.state == "open" and status == "live" and not is_creator
-st.button(
-    "Withdraw my pledge",
-    on_click=_ui.intend,
-    args=("withdraw",),
-    disabled=pending or not can_withdraw,
-    icon=":material/undo:",
-    help="Only while the campaign is open; a withdrawn pledge is never revealed.",
+
+who = ss.get(who_key)
+if who is not None:
+    try:
+        who = _who(who["address"])  # fresh on every run: the state changes with each action
+    except Exception as exc:  # noqa: BLE001
+        top.error(T.escape_md(f"Cannot read the pledge of {who['address']}: {_ui.fail(exc)}"))
+        who = None
+value = _ui.component(
+    "action",
+    key=f"action-{address}",
+    campaign=address,
+    state=live.state,
+    forwarder=_ui.forwarder(client),
+    who=who,
+    nonce=who["nonce"] if who else 0,
+    outcome=_ui.outcome(page),
+    **_ui.wallet_args(client),
 )
-st.button(
-    "Refund my deposit",
-    on_click=_ui.intend,
-    args=("refund",),
-    disabled=pending or refundable == 0,
-    icon=":material/payments:",
-    help="After a withdrawal, an expiry, a cancellation, or a reveal without beneficiary.",
-)
-if is_creator and live.state == "open":
-    st.subheader("Cancel the campaign")
-    sure = st.checkbox("Yes, cancel it: nothing will ever be revealed", key="cancel_sure")
-    st.button("Cancel the campaign", on_click=_ui.intend, args=("cancel",), disabled=pending or not sure)
-
-for action in DONE:
-    if _ui.pop_intent(action):
-        key = _ui.outcome_key(action, address)
-        _ui.clear_outcome(key)
-        try:
-            prepared = S.prepare_action(campaign, action, signing.address)
-        except SpartacusError as exc:
-            _ui.set_outcome(key, S.Outcome(action, False, S.error_text(exc)))
-        else:
-            _ui.submit(client, signing, prepared)
-        st.rerun()
+if value and value.get("kind") == "who" and is_address(str(value.get("address", ""))):
+    ss[who_key] = {"address": to_checksum_address(value["address"])}
+    st.rerun()
+if value and value.get("kind") == "sent" and value.get("action") in DONE:
+    _ui.act(client, page, value, address, lambda f: "Done.")
+_ui.show_outcome(page)
