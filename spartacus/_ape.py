@@ -172,7 +172,7 @@ def _retrying(
             delay = min(max(delay, interval) * 2, max_backoff)
 
 
-def _pin_chain_id(w3: Any) -> None:
+def pin_chain_id(w3: Any) -> None:
     """Ask the node for its chain id once for the connection's life: web3 asks it before many
     calls, and its own request cache is per thread, so a server that runs each request in a new
     thread (Streamlit) asked again every time (40 % of the dApp's requests). A node whose chain
@@ -204,7 +204,7 @@ def _http(url: str, choice: str) -> Any:
     from web3 import Web3
 
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    _pin_chain_id(w3)
+    pin_chain_id(w3)
     for attempt in range(3):  # a dropped connection is not a node that is down
         try:
             _ = w3.eth.chain_id  # fail here, with a clear message, if the node is down

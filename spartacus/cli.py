@@ -22,12 +22,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ._exceptions import InputError, KeyFileError, NotRevealedError, SpartacusError
 from .inputs import LATE_JOINER_CHOICES, parse_contacts, parse_deadline
+
+if TYPE_CHECKING:
+    from ._fees import FeePolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +68,36 @@ def relayer_option(f: F) -> F:
         help="A relayer's URL, instead of --account: your member key signs the call and the relayer sends it "
         "(you need no funds, and no address of yours appears on-chain). Default: $SPARTACUS_RELAYER.",
     )(f)
+
+
+def fee_options(what: str) -> Callable[[F], F]:
+    """``--max-fee-gwei`` and ``--stuck-blocks`` for a command that sends ``what`` ("a release")."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--stuck-blocks",
+            type=click.IntRange(1, 10_000),
+            default=3,
+            show_default=True,
+            help=f"Blocks {what} may stay unmined before it is replaced with a higher fee.",
+        )(f)
+        return click.option(
+            "--max-fee-gwei",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help=f"Most {what} may offer per gas, in gwei, replacements included (default: no cap). "
+            f"{what[0].upper()}{what[1:]} stuck behind a fee spike is replaced with a higher fee up to this cap, "
+            "then waits for fees to fall.",
+        )(f)
+
+    return decorate
+
+
+def _fee_policy(max_fee_gwei: float | None, stuck_blocks: int) -> FeePolicy:
+    """The :class:`FeePolicy` of ``--max-fee-gwei`` and ``--stuck-blocks``."""
+    from ._fees import GWEI, FeePolicy
+
+    return FeePolicy(max_fee=None if max_fee_gwei is None else int(max_fee_gwei * GWEI), stuck_blocks=stuck_blocks)
 
 
 def json_option(f: F) -> F:
@@ -691,26 +724,13 @@ def keeper_init(key_file: str, as_json: bool) -> None:
     show_default=True,
     help="Largest release per transaction.",
 )
-@click.option(
-    "--max-fee-gwei",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Most a release may offer per gas, in gwei, replacements included (default: no cap). A release "
-    "stuck behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
-)
+@fee_options("a release")
 @click.option(
     "--also-network",
     "also_networks",
     multiple=True,
     help="Another node (RPC URL) to ask every read pinned to a block: the keeper acts only on what all its nodes "
     "agree on, and refuses, loudly, when they differ (repeat for more).",
-)
-@click.option(
-    "--stuck-blocks",
-    type=click.IntRange(1, 10_000),
-    default=3,
-    show_default=True,
-    help="Blocks a release may stay unmined before it is replaced with a higher fee.",
 )
 @network_option
 @json_option
@@ -734,7 +754,6 @@ def keeper_run(
     Starts while the node is down and waits for it; keeps running through outages, fee spikes
     and an empty wallet (it says which address to fund, and how much), and resumes by itself.
     """
-    from ._fees import GWEI, FeePolicy
     from .keeper import Keeper
     from .keys import KIND_KEEPER, load_key_file
 
@@ -743,8 +762,7 @@ def keeper_run(
         raise InputError("--confirmations must be 0 or more")
     if interval <= 0:
         raise InputError("--interval must be positive")
-    max_fee = None if max_fee_gwei is None else int(max_fee_gwei * GWEI)
-    client.fee_policy = FeePolicy(max_fee=max_fee, stuck_blocks=stuck_blocks)
+    client.fee_policy = _fee_policy(max_fee_gwei, stuck_blocks)
     if also_networks:
         _add_quorum(client, also_networks)
     k = Keeper(
@@ -788,6 +806,7 @@ def _add_quorum(client: Any, urls: Sequence[str]) -> None:
     """Puts ``client`` behind its own node and every URL of ``urls`` (:mod:`spartacus._quorum`)."""
     from web3 import Web3
 
+    from ._ape import pin_chain_id
     from ._quorum import QuorumProvider
 
     for url in urls:
@@ -797,6 +816,7 @@ def _add_quorum(client: Any, urls: Sequence[str]) -> None:
     names = ["--network", *(f"--also-network {url}" for url in urls)]
     chain_id = client.chain_id  # the primary's, before the quorum compares it
     client.w3 = Web3(QuorumProvider([client.w3.provider, *extra], names))
+    pin_chain_id(client.w3)  # every node's is compared once, below
     for provider, url in zip(extra, urls, strict=True):
         try:
             other = int(Web3(provider).eth.chain_id)
@@ -857,20 +877,7 @@ def relayer() -> None:
     " hop counts). Only with a proxy that sets it, or clients could pick their own identity.",
 )
 @click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between journal passes.")
-@click.option(
-    "--max-fee-gwei",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Most a transaction may offer per gas, in gwei, replacements included (default: no cap). One stuck "
-    "behind a fee spike is replaced with a higher fee up to this cap, then waits for fees to fall.",
-)
-@click.option(
-    "--stuck-blocks",
-    type=click.IntRange(1, 10_000),
-    default=3,
-    show_default=True,
-    help="Blocks a transaction may stay unmined before it is replaced with a higher fee.",
-)
+@fee_options("a transaction")
 @network_option
 @account_option
 @_connected
@@ -893,11 +900,9 @@ def relayer_run(
     stuck_blocks: int,
 ) -> None:
     """Serve the relayer API over HTTP until stopped (SIGTERM or Ctrl-C)."""
-    from ._fees import GWEI, FeePolicy
     from .relayer import Limits, Relayer, serve
 
-    client.fee_policy = FeePolicy(max_fee=None if max_fee_gwei is None else int(max_fee_gwei * GWEI),
-                                  stuck_blocks=stuck_blocks)  # fmt: skip
+    client.fee_policy = _fee_policy(max_fee_gwei, stuck_blocks)
 
     signer = _signer(account, client)
     if hasattr(signer, "_account") and hasattr(signer._account, "set_autosign"):

@@ -182,13 +182,15 @@ def check_against_storage(
         raise _mismatch(address, f"{len(pledges)} pledges in the logs, totalPledges() is {status.total_pledges}")
     checked = pledges if to_release is None else to_release
     records = campaign.pledge_records([p.pledger for p in checked], block=block)
+    newest: dict[str, int] = {}  # each pledger's last index: a withdrawn and renewed pledge has one record
+    for p in pledges:
+        newest[p.pledger] = max(p.index, newest.get(p.pledger, -1))
     for p, (index, state, _held, _late, digest) in zip(checked, records, strict=True):
         instructions = config.instructions if p.index == 0 else None
         want_state = "live" if p.live else "withdrawn"
         if index != p.index or state != want_state:
             # A pledger who withdrew and pledged again has one record, the newest: older indexes are gone.
-            newer = any(q.pledger == p.pledger and q.index > p.index for q in pledges)
-            if not (newer and not p.live):
+            if not (newest.get(p.pledger, p.index) > p.index and not p.live):
                 raise _mismatch(address, f"pledge #{p.index}: storage has #{index} {state}, the logs {want_state}")
             continue
         if p.live and digest != pledge_digest(p.log_data, instructions):
@@ -247,9 +249,6 @@ class Keeper:
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def _load_log_window(self) -> None:
         """The log chunk (and range cap) this node accepted last time: no re-learning per start."""

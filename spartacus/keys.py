@@ -199,10 +199,6 @@ def _secret_of(priv: PrivateKeyLike) -> bytes:
     raise InputError(f"unsupported private key type {type(priv).__name__}")
 
 
-def _keypair_of(priv: PrivateKeyLike) -> KeyPair:
-    return priv if isinstance(priv, KeyPair) else KeyPair.from_secret(_secret_of(priv))
-
-
 # --------------------------------------------------------------------------- key files
 
 

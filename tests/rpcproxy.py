@@ -44,6 +44,7 @@ from typing import Any
 import requests
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
+from spartacus_cli import fund
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -579,10 +580,6 @@ class Deployment:
         return spartacus_json(url, self.factory, self.cwd, *args)
 
 
-def fund(client: Any, address: str, wei: int = 10**19) -> None:
-    client.w3.provider.make_request("anvil_setBalance", [address, hex(wei)])
-
-
 def deploy(url: str, client: Any, cwd: Path, keepers: int = 3) -> Deployment:
     """A new factory and ``keepers`` keeper key files made with the real command, funded."""
     from spartacus.anvil import dev_key
@@ -592,7 +589,7 @@ def deploy(url: str, client: Any, cwd: Path, keepers: int = 3) -> Deployment:
     made = []
     for i in range(keepers):
         out = spartacus_json(url, factory.address, cwd, "keeper", "init", "--key-file", f"keeper{i}.key")
-        fund(client, out["address"])
+        fund(client, out["address"], 10**19)
         made.append(out)
     (cwd / "instructions.txt").write_text("Meet at the north gate, Monday 6:00. Bring the cards.\n")
     return Deployment(url, client, cwd, factory.address, result.block_number, made)

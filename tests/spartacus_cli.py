@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,21 @@ def deploy_with_keepers(url: str, client: Any, cwd: Path, keepers: int = 3) -> t
         fund(client, out["address"])
         made.append(out)
     return cli, made
+
+
+def stack_banner(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines ``make run`` prints up to ``==> ready`` (it is up), or a failure with all it said."""
+    assert proc.stdout is not None
+    output: list[str] = []
+    for line in proc.stdout:
+        output.append(line)
+        if "==> ready" in line or proc.poll() is not None:
+            break
+    assert any("==> ready" in line for line in output), "".join(output)
+    return output
+
+
+def mail(port: int) -> list[dict[str, Any]]:
+    """Every message the stack's mail sink has received (its ``/messages.json``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/messages.json", timeout=5) as response:
+        return list(json.load(response))

@@ -24,7 +24,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import app_idle, chromium_path, component, fill, goto, launched, save_key, see, type_record
+from spartacus_cli import mail, stack_banner
 
 from spartacus.anvil import free_port
 from spartacus.stack import RELAY_NAME
@@ -39,11 +39,6 @@ from spartacus.stack import RELAY_NAME
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def mail(port: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/messages.json", timeout=5) as response:
-        return list(json.load(response))
 
 
 def wait(what: str, ok: Callable[[], Any], timeout: float = 120) -> Any:
@@ -90,14 +85,8 @@ def stack() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
         ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
-    output: list[str] = []
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "==> ready" in line or proc.poll() is not None:
-                break
-        assert any("==> ready" in line for line in output), "".join(output)
+        stack_banner(proc)
         info = json.loads((ROOT / ".run" / "stack.json").read_text())
         yield (
             info,

@@ -30,6 +30,7 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
+from spartacus_cli import fund
 from web3 import Web3
 
 from spartacus.anvil import dev_key, free_port
@@ -47,10 +48,6 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 # ─── Fixtures and helpers ───────────────────────────────────────────────────────────
-
-
-def fund(client: ChainClient, address: str, wei: int = 10**20) -> None:
-    client.w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
 
 
 def new_client(url: str) -> ChainClient:
@@ -146,7 +143,7 @@ def running(
     client = new_client(node_url)
     if key is None:
         key = KeyPair.generate()
-        fund(client, key.address)
+        fund(client, key.address, 10**20)
     forwarded = options.pop("forwarded_header", None)
     relayer = Relayer(client, KeySigner(key.secret_bytes()), factory.address, state, limits or Limits(), **options)
     stop, ready, bound = threading.Event(), threading.Event(), {}
@@ -444,7 +441,7 @@ def test_a_crash_between_journal_and_broadcast_loses_nothing(anvil_node, anvil_c
     restarted relayer broadcasts those very bytes, and the request runs once."""
     c = make_campaign(anvil_client, factory)
     key, relayer_key = KeyPair.generate(), KeyPair.generate()
-    fund(anvil_client, relayer_key.address)
+    fund(anvil_client, relayer_key.address, 10**20)
     request = signed(anvil_client, factory, key, c.address, pledge_call(anvil_client))
     state = tmp_path / "r.sqlite"
     client = new_client(anvil_node.url)
@@ -525,7 +522,7 @@ def test_a_relayer_killed_mid_flood_runs_every_accepted_request_once(anvil_node,
     campaigns = [make_campaign(anvil_client, factory) for _ in range(2)]
     account = "TEST::17"  # a dev key no other test uses, funded here
     relayer_address = KeySigner(dev_key(17)).address
-    fund(anvil_client, relayer_address)
+    fund(anvil_client, relayer_address, 10**20)
     start_nonce = sent_count(anvil_client, relayer_address)
     start_block = anvil_client.head()
     keys = [KeyPair.generate() for _ in range(24)]

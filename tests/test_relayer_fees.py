@@ -171,7 +171,7 @@ def test_a_relayed_pledge_stuck_behind_a_fee_spike_is_replaced_and_mined_once(ne
     height, cap = 40 * GWEI, 200 * GWEI
     relayer = RelayerProc(net, 11, tmp_path / "r.sqlite", tmp_path / "r.log", "--stuck-blocks", "2",
                           "--max-fee-gwei", "200")  # fmt: skip
-    fund(net.client, relayer.address)
+    fund(net.client, relayer.address, 10**19)
     before = sent_count(net, relayer.address)
     relayer.start()
     try:
@@ -203,7 +203,7 @@ def test_a_relayed_pledge_waits_at_the_fee_cap_and_is_mined_when_fees_fall(net: 
     cap = 12 * GWEI
     relayer = RelayerProc(net, 12, tmp_path / "r.sqlite", tmp_path / "r.log", "--stuck-blocks", "1",
                           "--max-fee-gwei", "12")  # fmt: skip
-    fund(net.client, relayer.address)
+    fund(net.client, relayer.address, 10**19)
     before = sent_count(net, relayer.address)
     relayer.start()
     try:
@@ -287,7 +287,7 @@ def test_a_relayer_out_of_funds_keeps_running_and_resumes_when_funded(net: Deplo
         assert "Traceback" not in text
         assert relayer.proc is not None and relayer.proc.poll() is None, "the relayer stopped"
         assert sent_count(net, relayer.address) == before and not executions(net, key.address)
-        fund(net.client, relayer.address)  # funded: it resumes by itself
+        fund(net.client, relayer.address, 10**19)  # funded: it resumes by itself
         wait_for(lambda: get(relayer.url + "/health")[0] == 200, 30, "/health to say it can send")
         status, doc = post(relayer.url, request)  # the very request it refused
         assert status == 200, doc

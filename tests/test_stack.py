@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spartacus_cli import mail, stack_banner
 
 from spartacus.anvil import free_port
 
@@ -32,11 +33,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-def mail(port: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/messages.json", timeout=5) as response:
-        return list(json.load(response))
 
 
 def wait_mail(port: int, count: int, timeout: float = 120) -> list[dict[str, Any]]:
@@ -64,14 +60,8 @@ def test_make_run_brings_up_everything_and_leaves_nothing(tmp_path: Path) -> Non
         # and SIGINT ignored, as `setsid make run &` starts it: the stack must still stop on it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    output: list[str] = []
     try:
-        assert stack.stdout is not None
-        for line in stack.stdout:
-            output.append(line)
-            if "==> ready" in line or stack.poll() is not None:
-                break
-        assert any("==> ready" in line for line in output), "".join(output)
+        output = stack_banner(stack)
         info = json.loads((run_dir / "stack.json").read_text())
         pids = json.loads((run_dir / "pids.json").read_text())
         assert set(pids) == {"anvil", "keeper0", "keeper1", "keeper2", "mailsink", "relayer", "relay", "dapp"}
