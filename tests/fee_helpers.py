@@ -1,28 +1,16 @@
 """Anvil's fee and mining controls for the fee-spike tests of the keeper
-(``test_fees_replace.py``) and the relayer (``test_relayer_fees.py``): one anvil per module,
+(``test_fees_replace.py``) and the relayer (``test_relayer_fees.py``): on a module's own anvil,
 mined by hand, with a base fee set block by block."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from rpcproxy import Deployment, deploy
-from web3 import Web3
+from rpcproxy import Deployment
 
 from spartacus._fees import GWEI
-from spartacus.chain import ChainClient
-
-
-def anvil_deployment(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Deployment]:
-    """A module's own anvil (10 funded accounts) with the factory and funded keepers deployed."""
-    from spartacus.anvil import Anvil
-
-    cwd = tmp_path_factory.mktemp(name)
-    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
-        yield deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), cwd)
 
 
 def rpc(d: Deployment, method: str, *params: Any) -> Any:

@@ -580,6 +580,31 @@ class Deployment:
         return spartacus_json(url, self.factory, self.cwd, *args)
 
 
+@contextlib.contextmanager
+def own_anvil(cwd: Path) -> Iterator[Any]:
+    """A module's own anvil (10 funded accounts), its log in ``cwd``; always stopped."""
+    from spartacus.anvil import Anvil
+
+    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
+        yield node
+
+
+def deploy_at(url: str, cwd: Path) -> Deployment:
+    """:func:`deploy` through a plain web3 connection to ``url``."""
+    from web3 import Web3
+
+    from spartacus.chain import ChainClient
+
+    return deploy(url, ChainClient(Web3(Web3.HTTPProvider(url))), cwd)
+
+
+@contextlib.contextmanager
+def anvil_deployment(cwd: Path) -> Iterator[Deployment]:
+    """:func:`own_anvil` with :func:`deploy`'s factory and funded keepers on it."""
+    with own_anvil(cwd) as node:
+        yield deploy_at(node.url, cwd)
+
+
 def deploy(url: str, client: Any, cwd: Path, keepers: int = 3) -> Deployment:
     """A new factory and ``keepers`` keeper key files made with the real command, funded."""
     from spartacus.anvil import dev_key

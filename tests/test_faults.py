@@ -28,33 +28,31 @@ from rpcproxy import (
     assert_full_rosters,
     assert_published_once,
     create_campaign,
-    deploy,
+    deploy_at,
     keeper_process,
     mine,
+    own_anvil,
     pledge,
     spartacus,
     spartacus_json,
     wait_for,
 )
-from web3 import Web3
 
-from spartacus.chain import CampaignClient, ChainClient
+from spartacus.chain import CampaignClient
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from spartacus.anvil import Anvil
-
-    with Anvil(extra=["--accounts", "10"], log=tmp_path_factory.mktemp("faults") / "anvil.log") as n:
+    with own_anvil(tmp_path_factory.mktemp("faults")) as n:
         yield n
 
 
 @pytest.fixture
 def net(node: Any, tmp_path: Path) -> Deployment:
     """A new factory with three funded keepers (key files keeper0..2.key in tmp_path)."""
-    return deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), tmp_path)
+    return deploy_at(node.url, tmp_path)
 
 
 def keeper_once(d: Deployment, i: int, *extra: str, url: str | None = None) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fee_helpers import Miner, anvil_deployment, low_base_fee, pool_has, rpc, spike
+from fee_helpers import Miner, low_base_fee, pool_has, rpc, spike
 from rpcproxy import (
     Deployment,
+    anvil_deployment,
     assert_full_rosters,
     assert_published_once,
     create_campaign,
@@ -36,7 +37,8 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from anvil_deployment(tmp_path_factory, "fees")
+    with anvil_deployment(tmp_path_factory.mktemp("fees")) as d:
+        yield d
 
 
 def journal(state: Path) -> list[tuple[Any, ...]]:

@@ -14,21 +14,24 @@ from pathlib import Path
 
 import pytest
 from relay_helpers import Mailbox
-from rpcproxy import Deployment, RpcProxy, create_campaign, deploy, keeper_process, pledge, spartacus_json, wait_for
-from web3 import Web3
-
-from spartacus.chain import ChainClient
+from rpcproxy import (
+    Deployment,
+    RpcProxy,
+    anvil_deployment,
+    create_campaign,
+    keeper_process,
+    pledge,
+    spartacus_json,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from spartacus.anvil import Anvil
-
-    cwd = tmp_path_factory.mktemp("relay-wait")
-    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
-        yield deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), cwd)
+    with anvil_deployment(tmp_path_factory.mktemp("relay-wait")) as d:
+        yield d
 
 
 def relay_process(d: Deployment, url: str, box: Mailbox, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
-from fee_helpers import Miner, anvil_deployment, low_base_fee, pool_has, spike
+from fee_helpers import Miner, low_base_fee, pool_has, spike
 from hexbytes import HexBytes
-from rpcproxy import Deployment, create_campaign, fund, wait_for
+from rpcproxy import Deployment, anvil_deployment, create_campaign, fund, wait_for
 
 from spartacus._fees import GWEI
 from spartacus.anvil import dev_key, free_port
@@ -40,7 +40,8 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from anvil_deployment(tmp_path_factory, "relayer-fees")
+    with anvil_deployment(tmp_path_factory.mktemp("relayer-fees")) as d:
+        yield d
 
 
 # ─── The relayer, a client, and what the chain says ─────────────────────────────────

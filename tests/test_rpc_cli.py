@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rpcproxy import Deployment, RpcProxy, create_campaign, deploy, keeper_process, pledge, wait_for
-from web3 import Web3
+from rpcproxy import Deployment, RpcProxy, anvil_deployment, create_campaign, keeper_process, pledge, wait_for
 
 from spartacus.chain import CampaignClient, ChainClient
 
@@ -22,11 +21,7 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from spartacus.anvil import Anvil
-
-    cwd = tmp_path_factory.mktemp("rpc-cli")
-    with Anvil(extra=["--accounts", "10"], log=cwd / "anvil.log") as node:
-        d = deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), cwd)
+    with anvil_deployment(tmp_path_factory.mktemp("rpc-cli")) as d:
         create_campaign(d, threshold=3)
         yield d
 

@@ -24,7 +24,8 @@ from rpcproxy import (
     assert_full_rosters,
     assert_published_once,
     create_campaign,
-    deploy,
+    deploy_at,
+    own_anvil,
     pledge,
     spartacus,
     withdraw,
@@ -38,15 +39,13 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from spartacus.anvil import Anvil
-
-    with Anvil(extra=["--accounts", "10"], log=tmp_path_factory.mktemp("lies") / "anvil.log") as n:
+    with own_anvil(tmp_path_factory.mktemp("lies")) as n:
         yield n
 
 
 @pytest.fixture
 def net(node: Any, tmp_path: Path) -> Deployment:
-    return deploy(node.url, ChainClient(Web3(Web3.HTTPProvider(node.url))), tmp_path)
+    return deploy_at(node.url, tmp_path)
 
 
 def keeper_once(d: Deployment, i: int, url: str, *extra: str) -> Any:
